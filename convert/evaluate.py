@@ -1,0 +1,44 @@
+"""Accuracy of a digit reader (the full ONNX model) on MNIST and on handwriting that is not MNIST."""
+
+import numpy as np
+
+from convert.normalization import INPUT_NAME, NORMALIZED_NAME, PROBABILITIES_NAME
+
+
+def open_session(model):
+    """An onnxruntime session on a model proto, bytes or path, on one thread (as on a kiosk)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model) if not isinstance(model, bytes) else model
+    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def read_digits(session, images):
+    """Run the reader on each image [H, W] in [0, 1]; returns probabilities [N, 10] and normalized [N, 28, 28]."""
+    probabilities, normalized = [], []
+    for image in images:
+        result = session.run([PROBABILITIES_NAME, NORMALIZED_NAME], {INPUT_NAME: np.ascontiguousarray(image, np.float32)})
+        probabilities.append(result[0])
+        normalized.append(result[1])
+    return np.stack(probabilities), np.stack(normalized)
+
+
+def accuracy(probabilities, labels):
+    return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(labels)))
+
+
+def load_uci_digits():
+    """The UCI handwritten digits that ship with scikit-learn: 1797 digits, 8x8, 17 grey levels, not MNIST."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images.astype(np.float32) / 16.0, digits.target.astype(np.int64)
+
+
+def naive_resize(images, size=28):
+    """The seed app's preprocessing: stretch the whole image to 28x28, no cropping or centring."""
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR), np.float32) for image in images])

@@ -1,0 +1,53 @@
+"""artifacts/manifest.json: the one description of the shipped model, written atomically with its files."""
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "artifacts"
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = 1
+
+
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def content_addressed_name(variant, data):
+    """File names carry their hash, so a browser may cache them forever and a new model is a new URL."""
+    return f"digits-{variant}-{sha256_bytes(data)[:12]}.onnx"
+
+
+def _write_atomically(path, data):
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as temporary:
+        temporary.write(data)
+        temporary.flush()
+        os.fsync(temporary.fileno())
+    os.chmod(temporary.name, 0o644)
+    Path(temporary.name).replace(path)
+
+
+def write_artifacts(models, manifest, directory=ARTIFACTS_DIR):
+    """Write each model file, then the manifest naming them, then drop model files nobody names.
+
+    `models` maps variant -> serialized bytes; `manifest["variants"][variant]` gains file, sha256 and
+    bytes. The manifest is replaced last, so at every moment it points at complete files.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for variant, data in models.items():
+        name = content_addressed_name(variant, data)
+        _write_atomically(directory / name, data)
+        manifest["variants"].setdefault(variant, {}).update(file=name, sha256=sha256_bytes(data), bytes=len(data))
+    _write_atomically(directory / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
+    named = {entry["file"] for entry in manifest["variants"].values()}
+    for stale in directory.glob("digits-*.onnx"):
+        if stale.name not in named:
+            stale.unlink()
+    return manifest
+
+
+def read_manifest(directory=ARTIFACTS_DIR):
+    return json.loads((Path(directory) / MANIFEST_NAME).read_text())
