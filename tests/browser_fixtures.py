@@ -1,0 +1,1 @@
+"""Browser fixtures (owned by the web engineer)."""

@@ -1,0 +1,21 @@
+"""Shared fixtures: the committed model's manifest and paths; the live server and browser come from plugins."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS_DIR = ROOT / "artifacts"
+
+pytest_plugins = ["tests.server_fixtures", "tests.browser_fixtures"]
+
+
+@pytest.fixture(scope="session")
+def manifest():
+    return json.loads((ARTIFACTS_DIR / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def model_path(manifest):
+    return ARTIFACTS_DIR / manifest["variants"][manifest["default_variant"]]["file"]

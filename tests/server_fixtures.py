@@ -1,0 +1,1 @@
+"""Live-server fixtures (owned by the serve engineer)."""
