@@ -52,7 +52,7 @@ serve: $(SERVE_STAMP)
 	@$(MAKE) --no-print-directory vendor || echo "warning: no npm, so no in-browser model; the page will ask the server"
 	$(BIN)/python -m serve $(ARGS)
 
-## train: train the CNN on the full MNIST set (about 15 minutes on 2 cores) into build/
+## train: train the CNN on the full MNIST set (about 15 minutes on 2 idle cores) into build/
 train: $(ALL_STAMP)
 	$(BIN)/python -m train $(ARGS)
 

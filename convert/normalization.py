@@ -37,7 +37,7 @@ def describe_normalization():
         "steps": [
             "clip to [0, 1]; zero pixels <= ink_threshold",
             "crop to the bounding box of the remaining ink",
-            "resize (linear, antialiased, aspect kept) to fit box_size x box_size",
+            "resize (linear, antialiased, half_pixel, exclude_outside) to round(side * box_size / long_side), at least 1 pixel",
             "divide by the brightest pixel",
             "pad to canvas_size x canvas_size, centre of mass at centre_of_mass (integer shift)",
         ],
@@ -60,11 +60,8 @@ def build_normalization_nodes(output_name=CLASSIFIER_INPUT_NAME):
         _constant("epsilon", MASS_EPSILON, f32),
         _constant("centre", CENTRE, f32),
         _constant("canvas_i", [CANVAS_SIZE], i64),
-        _constant("box_sizes", [BOX_SIZE, BOX_SIZE], i64),
         _constant("one_i", [1], i64),
-        _constant("two_i", [2], i64),
-        _constant("box_i", [BOX_SIZE], i64),
-        _constant("box_minus_one", [BOX_SIZE - 1], i64),
+        _constant("box_f", float(BOX_SIZE), f32),
         _constant("axes_hw", [0, 1], i64),
         _constant("axis_0", [0], i64),
         _constant("axis_1", [1], i64),
@@ -90,24 +87,21 @@ def build_normalization_nodes(output_name=CLASSIFIER_INPUT_NAME):
         n("Concat", ["row_end", "col_end"], ["crop_ends"], axis=0),
         n("Slice", ["ink", "crop_starts", "crop_ends", "axes_hw"], ["crop"]),
         # Fit the crop into the box, keeping its aspect ratio; antialias matters when a
-        # 280-pixel drawing shrinks to 20 pixels.
-        # A long thin stroke (a "1" drawn as a bare line) would shrink to zero pixels across;
-        # widen the crop with background until its short side is at least 1/BOX_SIZE of its long side.
+        # 280-pixel drawing shrinks to 20 pixels. The target size is computed here rather than
+        # left to keep_aspect_ratio_policy, whose scaling onnxruntime and the ONNX specification
+        # read differently; a long thin stroke (a bare "1") still keeps one pixel across.
         n("Shape", ["crop"], ["crop_hw"]),
-        n("ReduceMax", ["crop_hw"], ["crop_long_side"], keepdims=1),
-        n("Add", ["crop_long_side", "box_minus_one"], ["crop_long_side_up"]),
-        n("Div", ["crop_long_side_up", "box_i"], ["min_side"]),
-        n("Max", ["crop_hw", "min_side"], ["widened_hw"]),
-        n("Sub", ["widened_hw", "crop_hw"], ["widen_by"]),
-        n("Div", ["widen_by", "two_i"], ["widen_before"]),
-        n("Sub", ["widen_by", "widen_before"], ["widen_after"]),
-        n("Concat", ["widen_before", "widen_after"], ["widen_pads"], axis=0),
-        n("Pad", ["crop", "widen_pads"], ["widened"], mode="constant"),
-        n("Concat", ["shape_nchw_prefix", "widened_hw"], ["crop_nchw_shape"], axis=0),
-        n("Reshape", ["widened", "crop_nchw_shape"], ["crop_nchw"]),
-        n("Resize", ["crop_nchw", "", "", "box_sizes"], ["boxed_nchw"], mode="linear", antialias=1,
-          axes=[2, 3], keep_aspect_ratio_policy="not_larger", exclude_outside=1,
-          coordinate_transformation_mode="half_pixel"),
+        n("Cast", ["crop_hw"], ["crop_hw_f"], to=TensorProto.FLOAT),
+        n("ReduceMax", ["crop_hw_f"], ["crop_long_side"], keepdims=1),
+        n("Div", ["box_f", "crop_long_side"], ["box_scale"]),
+        n("Mul", ["crop_hw_f", "box_scale"], ["boxed_hw_exact"]),
+        n("Round", ["boxed_hw_exact"], ["boxed_hw_rounded"]),
+        n("Max", ["boxed_hw_rounded", "one_f"], ["boxed_hw_f"]),
+        n("Cast", ["boxed_hw_f"], ["boxed_sizes"], to=TensorProto.INT64),
+        n("Concat", ["shape_nchw_prefix", "crop_hw"], ["crop_nchw_shape"], axis=0),
+        n("Reshape", ["crop", "crop_nchw_shape"], ["crop_nchw"]),
+        n("Resize", ["crop_nchw", "", "", "boxed_sizes"], ["boxed_nchw"], mode="linear", antialias=1,
+          axes=[2, 3], exclude_outside=1, coordinate_transformation_mode="half_pixel"),
         n("Shape", ["boxed_nchw"], ["boxed_hw"], start=2),
         n("Reshape", ["boxed_nchw", "boxed_hw"], ["boxed_raw"]),
         # Thin strokes fade when shrunk; MNIST ink is saturated, so scale the brightest pixel to 1.

