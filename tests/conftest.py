@@ -19,3 +19,11 @@ def manifest():
 @pytest.fixture(scope="session")
 def model_path(manifest):
     return ARTIFACTS_DIR / manifest["variants"][manifest["default_variant"]]["file"]
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The real MNIST set (uint8), downloaded and hash-checked once into data/."""
+    from train.data import load_mnist
+
+    return load_mnist()

@@ -40,10 +40,19 @@ _ALLOWED_GLOBALS = {
 }
 
 
+def _latin1_encode(text, encoding="latin1"):
+    """Protocol-2 pickles from Python 3 spell array bytes as _codecs.encode(text, "latin1"); nothing else is allowed."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError("refusing _codecs.encode with anything but latin1 text")
+    return text.encode("latin1")
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Refuses every global except the handful that rebuild numpy arrays."""
 
     def find_class(self, module, name):
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not part of a numpy array")
         return super().find_class(module, name)
