@@ -1,0 +1,64 @@
+"""Serve the committed model and the kiosk page with waitress: `python -m serve [--host H] [--port P]`.
+
+Binds 127.0.0.1:5000 unless HOST/PORT or the flags say otherwise. Flask's debug mode is never on here.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+from serve.model import ModelError
+from serve.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_THREADS, create_server
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m serve", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("HOST", DEFAULT_HOST),
+                        help="address to bind (env HOST; default %(default)s, this machine only)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)),
+                        help="TCP port (env PORT; default %(default)s; 0 picks a free one)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help="worker threads (default %(default)s)")
+    parser.add_argument("--variant", choices=["fp32", "int8"], default=None,
+                        help="model variant from the manifest (default: the manifest's default_variant)")
+    parser.add_argument("--artifacts", default=None, help="artifacts directory (default: the repo's artifacts/)")
+    parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    return parser.parse_args(argv)
+
+
+def build_app(args):
+    from serve.app import create_app
+
+    config = {"DEBUG": False, "TESTING": False}
+    if args.variant:
+        config["MODEL_VARIANT"] = args.variant
+    if args.artifacts:
+        config["ARTIFACTS_DIR"] = args.artifacts
+    app = create_app(config)
+    app.debug = False  # FLASK_DEBUG in the environment must not turn on tracebacks in production
+    return app
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("serve.access").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    try:
+        app = build_app(args)
+    except ModelError as error:
+        print(f"serve: refusing to start: {error}", file=sys.stderr)
+        return 2
+    server = create_server(app, host=args.host, port=args.port, threads=args.threads)
+    model = app.extensions["model"]
+    print(f"serve: model {model.model_id} ({model.variant}) on http://{server.effective_host}:{server.effective_port}",
+          file=sys.stderr, flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

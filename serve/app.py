@@ -1,0 +1,79 @@
+"""The Flask app factory: `create_app(config)` loads the checked model once and wires the blueprints.
+
+Run it with `python -m serve` (waitress); `flask --app serve.app run` is for development only.
+"""
+
+import logging
+import time
+from pathlib import Path
+
+from flask import Flask, json, request
+from werkzeug.exceptions import HTTPException
+
+from serve import api, files
+from serve.decode import set_pixel_limit
+from serve.model import Model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# One policy for every response, errors and static files included: only our own origin, plus the
+# 'wasm-unsafe-eval' that onnxruntime-web needs to compile its WebAssembly.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; connect-src 'self'; "
+        "img-src 'self' data: blob:; style-src 'self'; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+}
+
+access_log = logging.getLogger("serve.access")
+
+
+def create_app(config=None):
+    """Build the app; raises serve.model.ModelError (one line) if the model cannot be trusted."""
+    app = Flask(__name__, static_folder=None)
+    app.config.from_mapping(
+        ARTIFACTS_DIR=str(ROOT / "artifacts"),
+        WEB_DIR=str(ROOT / "web"),
+        MODEL_VARIANT=None,  # None: the manifest's default_variant
+        MAX_CONTENT_LENGTH=5 * 1024 * 1024,  # bytes of request body; more is a 413
+        MAX_IMAGE_PIXELS=4096 * 4096,  # width x height read from the image header; more is a 413
+        MAX_BATCH=32,  # images in one {"images": [...]} request
+        MAX_FORM_PARTS=8,  # multipart needs one part; thousands would only cost parsing time
+    )
+    app.config.from_prefixed_env("SERVE")
+    if config:
+        app.config.from_mapping(config)
+
+    set_pixel_limit(app.config["MAX_IMAGE_PIXELS"])
+    app.extensions["model"] = Model(app.config["ARTIFACTS_DIR"], app.config["MODEL_VARIANT"])
+    app.json.sort_keys = False
+
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(files.blueprint)
+    app.register_error_handler(HTTPException, error_as_json)
+    app.before_request(start_timer)
+    app.after_request(finish_response)
+    return app
+
+
+def error_as_json(error):
+    """Every HTTP error, 500 included, as {"error": "..."} with the right status and headers."""
+    response = error.get_response()
+    response.data = json.dumps({"error": error.description})
+    response.content_type = "application/json"
+    return response
+
+
+def start_timer():
+    request.environ["serve.start"] = time.perf_counter()
+
+
+def finish_response(response):
+    response.headers.update(SECURITY_HEADERS)
+    if access_log.isEnabledFor(logging.INFO):
+        started = request.environ.get("serve.start")
+        milliseconds = (time.perf_counter() - started) * 1000 if started else 0.0
+        access_log.info("%s %s %d %.2fms", request.method, request.path, response.status_code, milliseconds)
+    return response
