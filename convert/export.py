@@ -50,7 +50,9 @@ def join_reader(classifier):
         ],
         initializer=[*graph.initializer, numpy_helper.from_array(np.array([NUM_CLASSES], np.int64), "probabilities_shape")],
     )
-    opsets = {entry.domain: entry.version for entry in classifier.opset_import}
+    # Keep only the operator sets the graph uses (tf2onnx also declares ai.onnx.ml, which the browser need not know).
+    used_domains = {node.domain for node in nodes} | {""}
+    opsets = {entry.domain: entry.version for entry in classifier.opset_import if entry.domain in used_domains}
     opsets[""] = OPSET
     model = helper.make_model(joined, opset_imports=[helper.make_opsetid(domain, version) for domain, version in opsets.items()],
                               producer_name="digit-kiosk convert")

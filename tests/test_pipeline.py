@@ -1,0 +1,55 @@
+"""A tiny real run of the whole pipeline: train (real TensorFlow) -> convert -> load with onnxruntime."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from convert.manifest import sha256_bytes
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, mnist):
+    """Train three epochs on 2,000 digits from a user-supplied npz, then convert; returns the artifacts dir."""
+    root = tmp_path_factory.mktemp("pipeline")
+    npz = root / "mnist.npz"
+    np.savez(npz, x_train=mnist["x_train"][:2000], y_train=mnist["y_train"][:2000],
+             x_test=mnist["x_test"][:500], y_test=mnist["y_test"][:500])
+    run = lambda *args: subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=900)
+    trained = run("-m", "train", "--npz", str(npz), "--epochs", "3", "--output-dir", str(root / "build"))
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    converted = run("-m", "convert", "--npz", str(npz), "--train-dir", str(root / "build"),
+                    "--artifacts-dir", str(root / "artifacts"), "--calibration-digits", "200")
+    assert converted.returncode == 0, converted.stderr[-2000:]
+    return root / "artifacts"
+
+
+def test_training_writes_a_summary(tiny_run):
+    summary = json.loads((tiny_run.parent / "build" / "train_summary.json").read_text())
+    assert summary["train_digits"] == 2000 and summary["test_digits"] == 500
+    assert len(summary["history"]) == 3 and summary["config"]["epochs"] == 3
+
+
+def test_conversion_writes_both_variants_with_their_hashes(tiny_run):
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    files = sorted(path.name for path in tiny_run.iterdir())
+    assert files == sorted(["manifest.json", manifest["variants"]["fp32"]["file"], manifest["variants"]["int8"]["file"]])
+    for entry in manifest["variants"].values():
+        assert sha256_bytes((tiny_run / entry["file"]).read_bytes()) == entry["sha256"]
+    assert manifest["parity"]["onnx_vs_keras"]["max_abs_difference"] <= 1e-4
+
+
+def test_converted_model_reads_digits_with_onnxruntime(tiny_run, mnist):
+    import onnxruntime
+
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    session = onnxruntime.InferenceSession(str(tiny_run / manifest["variants"]["fp32"]["file"]))
+    correct = 0
+    for image, label in zip(mnist["x_test"][-200:], mnist["y_test"][-200:]):
+        probabilities, normalized = session.run(None, {manifest["input"]["name"]: image.astype(np.float32) / 255.0})
+        assert probabilities.shape == (10,) and normalized.shape == (28, 28)
+        correct += int(np.argmax(probabilities) == label)
+    # Three epochs on 2,000 distorted digits is far from the real model, but well above chance (0.1).
+    assert correct / 200 > 0.3
