@@ -85,6 +85,20 @@ def build_manifest(summary, accuracies, parity, int8_agreement):
     }
 
 
+def keras_bytes(keras_model):
+    """The trained Keras classifier without optimizer state, for bench/ and retraining; serving never reads it."""
+    import tempfile
+
+    import keras
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "classifier.keras"
+        plain = keras.models.clone_model(keras_model)
+        plain.set_weights(keras_model.get_weights())
+        plain.save(path)
+        return path.read_bytes()
+
+
 def convert(args):
     import keras
 
@@ -122,7 +136,8 @@ def convert(args):
     manifest["versions"] = library_versions()
     fp32_bytes = reader.SerializeToString()
     manifest["model_id"] = f"digits-{sha256_bytes(fp32_bytes)[:12]}"
-    write_artifacts({"fp32": fp32_bytes, "int8": reader_int8.SerializeToString()}, manifest, args.artifacts_dir)
+    write_artifacts({"fp32": fp32_bytes, "int8": reader_int8.SerializeToString()}, manifest, args.artifacts_dir,
+                    references={"keras": keras_bytes(keras_model)})
     print(f"wrote {args.artifacts_dir} ({manifest['model_id']})", file=sys.stderr)
     return manifest
 

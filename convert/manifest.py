@@ -15,9 +15,12 @@ def sha256_bytes(data):
     return hashlib.sha256(data).hexdigest()
 
 
+FILE_SUFFIXES = {"keras": ".keras"}  # every other variant is an ONNX digit reader
+
+
 def content_addressed_name(variant, data):
     """File names carry their hash, so a browser may cache them forever and a new model is a new URL."""
-    return f"digits-{variant}-{sha256_bytes(data)[:12]}.onnx"
+    return f"digits-{variant}-{sha256_bytes(data)[:12]}{FILE_SUFFIXES.get(variant, '.onnx')}"
 
 
 def _write_atomically(path, data):
@@ -29,21 +32,23 @@ def _write_atomically(path, data):
     Path(temporary.name).replace(path)
 
 
-def write_artifacts(models, manifest, directory=ARTIFACTS_DIR):
-    """Write each model file, then the manifest naming them, then drop model files nobody names.
+def write_artifacts(models, manifest, directory=ARTIFACTS_DIR, references=None):
+    """Write each file, then the manifest naming them, then drop model files nobody names.
 
-    `models` maps variant -> serialized bytes; `manifest["variants"][variant]` gains file, sha256 and
-    bytes. The manifest is replaced last, so at every moment it points at complete files.
+    `models` maps variant -> ONNX bytes (recorded in manifest["variants"]); `references` maps a name
+    -> bytes of files the server never reads, such as the Keras classifier (manifest["references"]).
+    The manifest is replaced last, so at every moment it points at complete files.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for variant, data in models.items():
-        name = content_addressed_name(variant, data)
-        _write_atomically(directory / name, data)
-        manifest["variants"].setdefault(variant, {}).update(file=name, sha256=sha256_bytes(data), bytes=len(data))
+    for section, files in (("variants", models), ("references", references or {})):
+        for variant, data in files.items():
+            name = content_addressed_name(variant, data)
+            _write_atomically(directory / name, data)
+            manifest.setdefault(section, {}).setdefault(variant, {}).update(file=name, sha256=sha256_bytes(data), bytes=len(data))
     _write_atomically(directory / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
-    named = {entry["file"] for entry in manifest["variants"].values()}
-    for stale in directory.glob("digits-*.onnx"):
+    named = {entry["file"] for section in ("variants", "references") for entry in manifest.get(section, {}).values()}
+    for stale in directory.glob("digits-*"):
         if stale.name not in named:
             stale.unlink()
     return manifest

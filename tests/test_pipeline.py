@@ -35,7 +35,8 @@ def test_training_writes_a_summary(tiny_run):
 def test_conversion_writes_both_variants_with_their_hashes(tiny_run):
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     files = sorted(path.name for path in tiny_run.iterdir())
-    assert files == sorted(["manifest.json", manifest["variants"]["fp32"]["file"], manifest["variants"]["int8"]["file"]])
+    named = [entry["file"] for section in ("variants", "references") for entry in manifest[section].values()]
+    assert files == sorted(["manifest.json", *named])
     for entry in manifest["variants"].values():
         assert sha256_bytes((tiny_run / entry["file"]).read_bytes()) == entry["sha256"]
     assert manifest["parity"]["onnx_vs_keras"]["max_abs_difference"] <= 1e-4
