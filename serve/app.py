@@ -11,7 +11,7 @@ from flask import Flask, json, request
 from werkzeug.exceptions import HTTPException
 
 from serve import api, files
-from serve.decode import set_pixel_limit
+from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, set_pixel_limit
 from serve.model import Model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,7 @@ def create_app(config=None):
         WEB_DIR=str(ROOT / "web"),
         MODEL_VARIANT=None,  # None: the manifest's default_variant
         MAX_CONTENT_LENGTH=5 * 1024 * 1024,  # bytes of request body; more is a 413
-        MAX_IMAGE_PIXELS=4096 * 4096,  # width x height read from the image header; more is a 413
+        MAX_IMAGE_PIXELS=DEFAULT_MAX_IMAGE_PIXELS,
         MAX_BATCH=32,  # images in one {"images": [...]} request
         MAX_FORM_PARTS=8,  # multipart needs one part; thousands would only cost parsing time
     )

@@ -17,6 +17,8 @@ from PIL import Image, ImageOps
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 # The model shrinks the digit to 20x20 anyway; bigger images are box-reduced first to bound memory.
 MAX_DECODED_SIDE = 1024
+# Width x height read from an image's header; more is refused before decoding (HTTP 413).
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 EXIF_ORIENTATION = 0x0112
 
 
@@ -79,77 +81,72 @@ def reduce_large(image):
     return image.reduce(factor) if factor > 1 else image
 
 
-def luminance_and_alpha(image):
-    """Grey levels in [0, 1] and, if the image has transparency, its alpha in [0, 1]."""
+def grey_image(image):
+    """The image as 8-bit grey ("L"), with any transparency composited onto a contrasting backdrop."""
     mode = image.mode
     if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        # 16-bit greyscale PNGs arrive as integer modes.
-        grey = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if mode != "F" else 1.0
-        return np.clip(grey / top, 0.0, 1.0), None
-    if mode == "P" and "transparency" in image.info or mode == "PA":
-        image = image.convert("RGBA")
-        mode = "RGBA"
-    elif mode in ("RGBa", "La"):
-        image = image.convert("RGBA")
-        mode = "RGBA"
-    if mode in ("RGBA", "LA"):
-        alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / np.float32(255)
-        grey = np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255)
-        return grey, alpha
-    if mode != "L":
-        image = image.convert("L")
-    return np.asarray(image, dtype=np.float32) / np.float32(255), None
+        # 16-bit greyscale PNGs arrive as integer modes; 8 bits are plenty for a digit.
+        top = 1.0 if mode == "F" else 65535.0
+        values = np.clip(np.asarray(image, dtype=np.float32) * np.float32(255 / top), 0, 255)
+        return Image.fromarray(np.round(values).astype(np.uint8), "L")
+    if "A" in mode or "a" in mode or "transparency" in image.info:
+        return composite(image.convert("RGBA"))
+    return image if mode == "L" else image.convert("L")
 
 
-def border_of(values):
-    return np.concatenate([values[0], values[-1], values[1:-1, 0], values[1:-1, -1]])
+def composite(image):
+    """Flatten RGBA so that the ink stays visible.
 
-
-def composite(grey, alpha):
-    """Put transparent pixels on a background that contrasts with the ink.
-
-    A canvas export with a transparent background carries its ink in the alpha channel, and its
-    hidden colour is arbitrary (often black), so a fixed backdrop could hide black or white ink.
-    With a transparent border the backdrop is the opposite of the ink's mean grey; otherwise the
-    image has its own opaque background and transparent pixels take that colour.
+    A canvas export with a transparent background carries its ink in the alpha channel, and the
+    colour under transparent pixels is arbitrary (often black), so compositing onto any one colour
+    would hide black or white ink. So with a transparent border the alpha channel itself is the ink;
+    with an opaque border, transparent holes take the border's own colour.
     """
-    if alpha.min() >= 1.0:
-        return grey
-    if np.median(border_of(alpha)) < 0.5:
-        weight = alpha.sum()
-        ink_grey = float((grey * alpha).sum() / weight) if weight > 0 else 0.0
-        backdrop = 0.0 if ink_grey > 0.5 else 1.0
-    else:
-        backdrop = float(np.median(border_of(grey)))
-    return grey * alpha + np.float32(backdrop) * (1.0 - alpha)
+    alpha = image.getchannel("A")
+    if alpha.getextrema()[0] == 255:
+        return image.convert("L")
+    if border_median(np.asarray(alpha)) < 128:
+        return alpha
+    grey = image.convert("L")
+    backdrop = round(border_median(np.asarray(grey)))
+    flat = Image.new("RGBA", image.size, (backdrop, backdrop, backdrop, 255))
+    return Image.alpha_composite(flat, image).convert("L")
+
+
+def border_median(values):
+    """The median of the outermost pixels: the background level of a drawing or a photo of paper."""
+    border = np.concatenate([values[0], values[-1], values[1:-1, 0], values[1:-1, -1]])
+    return float(np.median(border))
 
 
 def to_ink(grey):
-    """Map the background (the border's median grey) to 0 and full contrast ink to 1, in place."""
-    background = float(np.median(border_of(grey)))
+    """8-bit grey -> float32 in [0, 1] with the background (the border's median) at 0 and ink at 1.
+
+    Either polarity: dark ink on light paper is flipped so that ink is bright, as the model expects.
+    The flip and the background shift are one affine map, applied in a single pass.
+    """
+    values = np.asarray(grey)
+    background = border_median(values) / 255
+    scale, offset = np.float32(1 / 255), np.float32(0)
     if background > 0.5:
-        # Dark ink on light paper: flip so that ink is bright as the model expects.
-        np.subtract(np.float32(1), grey, out=grey)
-        background = 1.0 - background
-    if background > 0.0:
-        grey -= np.float32(background)
-        grey *= np.float32(1.0 / (1.0 - background))
-        np.clip(grey, 0.0, 1.0, out=grey)
-    return grey
+        scale, offset, background = -scale, np.float32(1), 1 - background
+    image = values.astype(np.float32)
+    if background > 0:
+        stretch = np.float32(1 / (1 - background))
+        scale, offset = scale * stretch, (offset - np.float32(background)) * stretch
+    image *= scale
+    if offset:
+        image += offset
+    if background > 0:
+        np.clip(image, 0, 1, out=image)
+    return image
 
 
 def image_to_array(data, max_pixels):
     """Image bytes -> float32 [H, W] in [0, 1], ink = 1."""
     if not data:
         raise InputError("empty image")
-    image = reduce_large(orient(open_image(data, max_pixels)))
-    grey, alpha = luminance_and_alpha(image)
-    if alpha is not None:
-        grey = composite(grey, alpha)
-    if not grey.flags.writeable:
-        grey = grey.copy()
-    return np.ascontiguousarray(to_ink(grey), dtype=np.float32)
+    return to_ink(grey_image(reduce_large(orient(open_image(data, max_pixels)))))
 
 
 def decode_base64(text):
