@@ -32,8 +32,3 @@ def create_server(app, host=DEFAULT_HOST, port=DEFAULT_PORT, threads=DEFAULT_THR
         expose_tracebacks=False,
         clear_untrusted_proxy_headers=True,
     )
-
-
-def stop_server(server):
-    server.close()
-    server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
