@@ -1,0 +1,215 @@
+/**
+ * The digit classifier. It runs the very ONNX file the server runs (named and hashed by the manifest) with
+ * onnxruntime-web inside the page, off the main thread; until that has started, or if it cannot start
+ * (no WebAssembly, the runtime blocked or broken), it asks the server's POST /predict instead.
+ */
+import { download, hasOfflineCopy, loadModel } from './offline.js';
+
+// onnxruntime-web's wasm-only build, copied here by `make vendor` (never a CDN: the kiosk may be offline).
+const RUNTIME_DIRECTORY = '/vendor/';
+const RUNTIME_MODULE = `${RUNTIME_DIRECTORY}ort.wasm.min.mjs`;
+const RUNTIME_FILES = [RUNTIME_MODULE, `${RUNTIME_DIRECTORY}ort-wasm-simd-threaded.mjs`, `${RUNTIME_DIRECTORY}ort-wasm-simd-threaded.wasm`];
+const RUNTIME_WASM = RUNTIME_FILES[2];
+const PREDICT_URL = '/predict';
+// Larger pads are scaled down first: the model only keeps a 20 px box, and 280 px holds every stroke.
+const MAX_INPUT_SIDE = 280;
+const SERVER_RETRY_DELAYS_MS = [500, 1500];
+const BYTE_MAX = 255; // PNG channels are bytes
+
+/** A server answer that is not a prediction; `status` is the HTTP status, or 0 when the server is unreachable. */
+export class ServerError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/**
+ * Start loading the model and the runtime. `onProgress(loaded, total)` follows the first download
+ * (total is null when unknown); `onStateChange(state)` sees 'loading', then 'ready' or 'failed'.
+ */
+export function createClassifier({ onProgress = () => {}, onStateChange = () => {} } = {}) {
+  let state = 'loading';
+  let manifest = null;
+  let session = null;
+  const queue = createQueue();
+  const setState = (next) => onStateChange((state = next));
+
+  let announceManifest;
+  const manifestLoaded = new Promise((resolve) => (announceManifest = resolve));
+
+  const started = (async () => {
+    const progress = trackProgress(onProgress);
+    const modelLoaded = loadModel(progress.part('model')).then((model) => {
+      announceManifest((manifest = model.manifest));
+      return model;
+    });
+    if (typeof WebAssembly !== 'object') {
+      await modelLoaded;
+      throw new Error('this browser has no WebAssembly');
+    }
+    const [model, ort] = await Promise.all([modelLoaded, import(RUNTIME_MODULE), prefetchRuntime(progress.part('runtime'))]);
+    ort.env.logLevel = 'error';
+    ort.env.wasm.wasmPaths = RUNTIME_DIRECTORY;
+    // Single-threaded wasm needs no cross-origin isolation headers (COOP/COEP, troublesome on iOS).
+    ort.env.wasm.numThreads = 1;
+    // A prediction takes a few milliseconds, well inside one frame, while the proxy worker's round trip
+    // doubles that on a busy CPU; so the model runs on the page's thread, after a stroke, never during one.
+    ort.env.wasm.proxy = false;
+    session = { ort, inference: await ort.InferenceSession.create(model.bytes) };
+  })();
+  started.then(
+    () => setState('ready'),
+    (error) => {
+      console.warn('in-browser model unavailable, asking the server instead:', error.message);
+      setState('failed');
+    },
+  );
+
+  return {
+    /** The runtime's files, which the page keeps for offline starts. */
+    runtimeFiles: RUNTIME_FILES,
+    started,
+    /** Resolves with the manifest once it is known (from the server, or the cache when offline). */
+    manifestLoaded,
+    get state() {
+      return state;
+    },
+    get manifest() {
+      return manifest;
+    },
+    /** How to read the pad for the model (see inputFormat). */
+    get inputFormat() {
+      return inputFormat(manifest);
+    },
+    /**
+     * Classify `image` ({data, height, width}) in the page when the model is running there, else on the
+     * server. Resolves to {index, label, confidence, probabilities, normalized, backend, model, milliseconds}.
+     */
+    async classify(image, { onRetry = () => {}, signal } = {}) {
+      if (state === 'ready') return runInBrowser(session, manifest, image, queue);
+      return askServer(image, manifest, { onRetry, signal, browserReady: () => (state === 'ready' ? runInBrowser(session, manifest, image, queue) : null) });
+    },
+  };
+}
+
+// onnxruntime-web fetches and compiles its wasm as a stream, which lets Chromium cache the compiled code
+// for the next start; the first download is read here beforehand, into the HTTP cache, to show progress.
+async function prefetchRuntime(onProgress) {
+  if (!(await hasOfflineCopy(RUNTIME_WASM))) await download(RUNTIME_WASM, onProgress);
+}
+
+/** How to read the pad for `manifest`'s model: the longest side, and the values of ink and background. */
+export function inputFormat(manifest) {
+  return { maxSide: MAX_INPUT_SIDE, ink: manifest?.input.ink ?? 1, background: manifest?.input.background ?? 0 };
+}
+
+async function runInBrowser({ ort, inference }, manifest, image, queue) {
+  const started = performance.now();
+  const input = new ort.Tensor('float32', image.data, [image.height, image.width]);
+  const outputs = await queue(() => inference.run({ [manifest.input.name]: input }));
+  const probabilities = Array.from(outputs[manifest.outputs.probabilities.name].data);
+  const normalizedTensor = outputs[manifest.outputs.normalized.name];
+  const [height, width] = normalizedTensor.dims;
+  return describe(probabilities, manifest, {
+    normalized: { data: normalizedTensor.data, height, width },
+    backend: 'browser',
+    model: manifest.model_id,
+    milliseconds: performance.now() - started,
+  });
+}
+
+/** POST the image to the server, retrying briefly when it is unreachable or failing (5xx). */
+async function askServer(image, manifest, { onRetry, signal, browserReady }) {
+  const body = await toPng(image, manifest?.input);
+  for (let attempt = 0; ; attempt++) {
+    const started = performance.now();
+    try {
+      const answer = await postImage(body, signal);
+      return describe(answer.probabilities, manifest, {
+        normalized: null,
+        backend: 'server',
+        model: answer.model,
+        milliseconds: performance.now() - started,
+      });
+    } catch (error) {
+      const retryable = error instanceof ServerError && (error.status === 0 || error.status >= 500);
+      if (!retryable || attempt >= SERVER_RETRY_DELAYS_MS.length || signal?.aborted) throw error;
+      onRetry(error, SERVER_RETRY_DELAYS_MS[attempt]);
+      await sleep(SERVER_RETRY_DELAYS_MS[attempt], signal);
+      // The in-page model may have finished starting while the server was failing.
+      const local = browserReady();
+      if (local) return local;
+    }
+  }
+}
+
+async function postImage(body, signal) {
+  let response;
+  try {
+    response = await fetch(PREDICT_URL, { method: 'POST', headers: { 'Content-Type': 'image/png' }, body, signal });
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    throw new ServerError('the server cannot be reached', 0);
+  }
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ServerError(answer.error ?? `the server answered ${response.status}`, response.status);
+  return answer;
+}
+
+function describe(probabilities, manifest, extra) {
+  const index = probabilities.indexOf(Math.max(...probabilities));
+  const labels = manifest?.labels ?? probabilities.map((_, position) => String(position));
+  return { index, label: labels[index], confidence: probabilities[index], probabilities, labels, ...extra };
+}
+
+/** The model input as a grayscale PNG, byte for byte the pixels the in-page model would be fed. */
+export function toPng({ data, height, width }, { ink = 1, background = 0 } = {}) {
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  const context = canvas.getContext('2d');
+  const pixels = context.createImageData(width, height);
+  for (let index = 0; index < data.length; index++) {
+    const byte = Math.round((BYTE_MAX * (data[index] - background)) / (ink - background));
+    pixels.data.set([byte, byte, byte, BYTE_MAX], 4 * index);
+  }
+  context.putImageData(pixels, 0, 0);
+  return new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+}
+
+// Two downloads (model, runtime) shown as one progress figure.
+function trackProgress(onProgress) {
+  const parts = new Map();
+  return {
+    part(name) {
+      return (loaded, total) => {
+        parts.set(name, { loaded, total });
+        const all = [...parts.values()];
+        const known = all.every((part) => part.total);
+        const sum = (key) => all.reduce((total, part) => total + part[key], 0);
+        onProgress(sum('loaded'), known ? sum('total') : null);
+      };
+    },
+  };
+}
+
+// onnxruntime-web runs one inference at a time per session; a second Predict waits for the first.
+function createQueue() {
+  let last = Promise.resolve();
+  return (task) => {
+    const next = last.then(task);
+    last = next.catch(() => {});
+    return next;
+  };
+}
+
+function sleep(milliseconds, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, milliseconds);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

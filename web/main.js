@@ -1,0 +1,91 @@
+/** The kiosk page: wires the pad, the classifier, the answer panel and the offline cache together. */
+import { createAnswer } from './answer.js';
+import { createClassifier } from './classifier.js';
+import { keepPageOffline, registerServiceWorker } from './offline.js';
+import { createPad, readPixels } from './pad.js';
+import { readSettings } from './settings.js';
+import { createStatus } from './status.js';
+
+const settings = readSettings(location.search);
+const elements = {
+  pad: document.querySelector('[data-testid="pad"]'),
+  predict: document.querySelector('[data-testid="predict"]'),
+  clear: document.querySelector('[data-testid="clear"]'),
+  autoPredict: document.querySelector('#auto-predict'),
+  result: document.querySelector('[data-testid="result"]'),
+  status: document.querySelector('#status'),
+};
+const timers = { autoPredict: 0, idle: 0 };
+let running = null; // AbortController of the prediction under way, if any
+
+const serviceWorker = registerServiceWorker();
+const answer = createAnswer(elements.result, settings);
+const status = createStatus(elements.status);
+const classifier = createClassifier({
+  onProgress: status.showProgress,
+  onStateChange: (state) => status.showRuntime(state, classifier.manifest),
+});
+classifier.manifestLoaded.then((manifest) => answer.setLabels(manifest.labels));
+classifier.started
+  .catch(() => {})
+  .then(() => keepPageOffline(serviceWorker, classifier.runtimeFiles))
+  .then(status.showOffline, (error) => console.warn('offline copy incomplete:', error.message));
+
+const pad = createPad(elements.pad, {
+  onStrokeStart() {
+    stopPrediction();
+    answer.showStale();
+    restartIdleTimer();
+  },
+  onStrokeEnd() {
+    restartIdleTimer();
+    // Predicting by itself also spares a touch user the tap Chromium may swallow right after a fast stroke.
+    if (elements.autoPredict.checked) timers.autoPredict = setTimeout(predict, settings.autoPredictDelayMs);
+  },
+});
+
+async function predict() {
+  stopPrediction();
+  if (pad.isEmpty()) return answer.showEmpty({ prompted: true });
+  const controller = (running = new AbortController());
+  const image = readPixels(elements.pad, classifier.inputFormat);
+  answer.showBusy();
+  try {
+    const result = await classifier.classify(image, {
+      signal: controller.signal,
+      onRetry: (error, delayMs) => controller.signal.aborted || answer.showRetrying(error, delayMs),
+    });
+    if (!controller.signal.aborted) answer.showResult(result);
+  } catch (error) {
+    if (!controller.signal.aborted) answer.showError(error);
+  }
+}
+
+function stopPrediction() {
+  clearTimeout(timers.autoPredict);
+  running?.abort();
+  running = null;
+}
+
+function clearAll() {
+  stopPrediction();
+  pad.clear();
+  answer.showEmpty();
+}
+
+// An unattended kiosk forgets an abandoned drawing.
+function restartIdleTimer() {
+  clearTimeout(timers.idle);
+  if (settings.idleClearSeconds > 0) timers.idle = setTimeout(clearAll, settings.idleClearSeconds * 1000);
+}
+
+elements.autoPredict.checked = settings.autoPredict;
+elements.predict.addEventListener('click', predict);
+elements.clear.addEventListener('click', clearAll);
+document.addEventListener('pointerdown', restartIdleTimer);
+document.addEventListener('keydown', (event) => {
+  restartIdleTimer();
+  if (event.key === 'Escape') clearAll();
+  // A focused button or switch handles Enter itself.
+  if (event.key === 'Enter' && !event.target.closest('button, input')) predict();
+});

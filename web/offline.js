@@ -1,0 +1,168 @@
+/**
+ * Offline support, shared by the page and the service worker (sw.js imports it, so nothing here touches
+ * the DOM at load time).
+ *
+ * - The model: its bytes are cached under its sha256 next to the manifest that names it, and the pair is
+ *   only replaced once a new model has downloaded and matched its hash. A page therefore never runs one
+ *   model with another model's manifest, and a new hash on the server is picked up on the next load.
+ * - The page, scripts and onnxruntime-web's wasm: cached by URL; the service worker asks the network first
+ *   and answers from this cache when the server is away or failing.
+ */
+
+export const SHELL_CACHE = 'shell-v1';
+export const MODEL_CACHE = 'model-v1';
+export const MANIFEST_PATH = '/model/manifest.json';
+const MODEL_PREFIX = '/model/';
+const API_PATHS = new Set(['/predict', '/healthz']);
+// Cache keys only, never requested from the server.
+const CACHED_MANIFEST_KEY = '/offline/manifest.json';
+const modelKey = (sha256) => `/offline/model-${sha256}.onnx`;
+
+/** Whether a same-origin GET of `pathname` belongs to the page itself (HTML, scripts, styles, wasm). */
+export function isShellPath(pathname) {
+  return !pathname.startsWith(MODEL_PREFIX) && !API_PATHS.has(pathname);
+}
+
+/** The cache key of a page file: its URL without the query string (the kiosk may add settings, ?idle=60). */
+export function shellKey(url) {
+  const { origin, pathname } = new URL(url);
+  return origin + pathname;
+}
+
+/** Whether the page keeps a copy of `url` for offline starts. */
+export async function hasOfflineCopy(url) {
+  const cache = await openCache(SHELL_CACHE);
+  return Boolean(await cache?.match(shellKey(new URL(url, location.href))));
+}
+
+/** The manifest stored with the last model that downloaded and matched its hash, or null. */
+export async function cachedManifestResponse() {
+  const cache = await openCache(MODEL_CACHE);
+  return (await cache?.match(CACHED_MANIFEST_KEY)) ?? null;
+}
+
+/**
+ * The manifest and the bytes of the model it names (its default variant), from the cache when the hash
+ * is already there, otherwise downloaded with `onProgress(loaded, total)`, checked and cached.
+ */
+export async function loadModel(onProgress = () => {}) {
+  const cache = await openCache(MODEL_CACHE);
+  let manifest;
+  try {
+    manifest = await fetchJson(MANIFEST_PATH);
+  } catch (error) {
+    manifest = await readCachedManifest(cache);
+    if (!manifest) throw error;
+  }
+  try {
+    return { manifest, bytes: await modelBytes(manifest, cache, onProgress) };
+  } catch (error) {
+    // The server may be switching models (the file named by the manifest is gone) or going away:
+    // keep running the last complete pair rather than nothing.
+    const fallback = await readCachedManifest(cache);
+    if (!fallback || fallback.model_id === manifest.model_id) throw error;
+    return { manifest: fallback, bytes: await modelBytes(fallback, cache, onProgress) };
+  }
+}
+
+async function modelBytes(manifest, cache, onProgress) {
+  const variant = manifest.variants[manifest.default_variant];
+  const key = modelKey(variant.sha256);
+  const cached = await cache?.match(key);
+  let bytes = cached ? new Uint8Array(await cached.arrayBuffer()) : null;
+  if (!bytes || (await sha256Hex(bytes)) !== variant.sha256) {
+    bytes = await download(MODEL_PREFIX + variant.file, onProgress, variant.bytes);
+    const digest = await sha256Hex(bytes);
+    if (digest && digest !== variant.sha256) throw new Error(`${variant.file} does not match its sha256`);
+    await cache?.put(key, new Response(bytes));
+  }
+  if (cache) {
+    // The manifest goes in after its model, so a reader never finds a manifest without its model.
+    await cache.put(CACHED_MANIFEST_KEY, Response.json(manifest));
+    for (const request of await cache.keys()) {
+      const { pathname } = new URL(request.url);
+      if (pathname.endsWith('.onnx') && pathname !== key) await cache.delete(request);
+    }
+  }
+  return bytes;
+}
+
+async function readCachedManifest(cache) {
+  const response = await cache?.match(CACHED_MANIFEST_KEY);
+  return response ? response.json() : null;
+}
+
+/** Fetch `url` as bytes, reporting `onProgress(loaded, total)`; total is null when it cannot be known. */
+export async function download(url, onProgress = () => {}, expectedBytes = null) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  // A compressed body's Content-Length counts compressed bytes, but the stream yields decompressed ones.
+  const length = response.headers.get('content-encoding') ? null : Number(response.headers.get('content-length'));
+  const total = length || expectedBytes || null;
+  const chunks = [];
+  let loaded = 0;
+  const reader = response.body.getReader();
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+    chunks.push(chunk.value);
+    loaded += chunk.value.length;
+    onProgress(loaded, total);
+  }
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+/**
+ * Keep a copy of every file this page loaded from its own server (and of `extraUrls`, files loaded
+ * behind the page's back), so the next start works with the server down. Only files not cached yet are
+ * fetched, and those are revalidations the browser's HTTP cache answers with 304. Resolves to whether
+ * the page can now start offline (it needs the service worker `registered` to be running).
+ */
+export async function keepPageOffline(registered, extraUrls = []) {
+  if (!(await registered) || !globalThis.caches) return false;
+  const cache = await caches.open(SHELL_CACHE);
+  const loaded = performance.getEntriesByType('resource').map((entry) => entry.name);
+  const urls = [location.href, ...loaded, ...extraUrls].map((url) => new URL(url, location.href));
+  const keys = new Set(urls.filter((url) => url.origin === location.origin && isShellPath(url.pathname)).map(shellKey));
+  await Promise.all(
+    [...keys].map(async (key) => {
+      if (!(await cache.match(key))) await cache.add(key);
+    }),
+  );
+  await navigator.serviceWorker.ready;
+  return true;
+}
+
+/** Register the service worker that serves the page from the cache when the server is away. */
+export async function registerServiceWorker(url = '/sw.js') {
+  if (!('serviceWorker' in navigator)) return null;
+  try {
+    return await navigator.serviceWorker.register(url, { type: 'module' });
+  } catch (error) {
+    // No service worker (old browser, or a plain-http address other than localhost): the page still
+    // works online, it just cannot start without the server.
+    console.warn('offline mode unavailable:', error.message);
+    return null;
+  }
+}
+
+async function fetchJson(url) {
+  const response = await fetch(url, { cache: 'no-cache' });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+// The Cache API and SubtleCrypto exist only in secure contexts (https, or localhost as on the kiosk).
+async function openCache(name) {
+  return globalThis.caches ? caches.open(name) : null;
+}
+
+async function sha256Hex(bytes) {
+  if (!globalThis.crypto?.subtle) return null;
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, '0')).join('');
+}

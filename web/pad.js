@@ -1,0 +1,145 @@
+/**
+ * The drawing pad: white ink on a black canvas, drawn with Pointer Events so mouse, finger and pen all work.
+ * Strokes are kept in pad units (0..1 of the canvas box) and painted in device pixels, so the drawing stays
+ * crisp at any devicePixelRatio and survives a resize or a rotation of the screen.
+ */
+
+// MNIST strokes are about a sixth of the digit's height and a digit fills most of the pad, so the line
+// width follows the pad's size rather than the pointer's.
+const LINE_WIDTH = 0.07;
+const INK = '#fff';
+const BACKGROUND = '#000';
+const BYTE_MAX = 255; // canvas channels are bytes
+
+/** Build a pad on `canvas`; `onStrokeStart`/`onStrokeEnd` let the page time its auto-predict. */
+export function createPad(canvas, { onStrokeStart = () => {}, onStrokeEnd = () => {} } = {}) {
+  const context = canvas.getContext('2d', { alpha: false });
+  const strokes = [];
+  let activePointer = null;
+  let frame = 0;
+
+  function toPadUnits(event) {
+    const box = canvas.getBoundingClientRect();
+    return [(event.clientX - box.left) / box.width, (event.clientY - box.top) / box.height];
+  }
+
+  function setPen() {
+    context.lineWidth = LINE_WIDTH * Math.min(canvas.width, canvas.height);
+    context.lineCap = 'round';
+    context.lineJoin = 'round';
+    context.strokeStyle = INK;
+    context.fillStyle = INK;
+  }
+
+  function toPixels([x, y]) {
+    return [x * canvas.width, y * canvas.height];
+  }
+
+  // Each stroke is one path of quadratic curves through the midpoints of its samples: smooth, with round
+  // joins and no seams. Repainting everything is cheap (a digit is a few hundred points).
+  function paintStroke(stroke) {
+    const points = stroke.map(toPixels);
+    context.beginPath();
+    if (points.length === 1) {
+      context.arc(...points[0], context.lineWidth / 2, 0, 2 * Math.PI);
+      context.fill();
+      return;
+    }
+    context.moveTo(...points[0]);
+    for (let index = 1; index < points.length - 1; index++) {
+      context.quadraticCurveTo(...points[index], ...midpoint(points[index], points[index + 1]));
+    }
+    context.lineTo(...points.at(-1));
+    context.stroke();
+  }
+
+  function paint() {
+    cancelAnimationFrame(frame);
+    frame = 0;
+    context.fillStyle = BACKGROUND;
+    context.fillRect(0, 0, canvas.width, canvas.height);
+    setPen();
+    strokes.forEach(paintStroke);
+  }
+
+  // Pointer events can outpace the screen; paint once per frame.
+  function requestPaint() {
+    if (!frame) frame = requestAnimationFrame(paint);
+  }
+
+  function endStroke(event) {
+    if (event.pointerId !== activePointer) return;
+    activePointer = null;
+    paint();
+    onStrokeEnd();
+  }
+
+  canvas.addEventListener('pointerdown', (event) => {
+    // One finger draws; a second one resting on the glass, or a right click, does not.
+    if (activePointer !== null || (event.pointerType === 'mouse' && event.button !== 0)) return;
+    event.preventDefault();
+    canvas.setPointerCapture(event.pointerId);
+    activePointer = event.pointerId;
+    strokes.push([toPadUnits(event)]);
+    requestPaint();
+    onStrokeStart();
+  });
+  canvas.addEventListener('pointermove', (event) => {
+    if (event.pointerId !== activePointer) return;
+    const stroke = strokes.at(-1);
+    for (const sample of event.getCoalescedEvents?.() ?? [event]) stroke.push(toPadUnits(sample));
+    requestPaint();
+  });
+  canvas.addEventListener('pointerup', endStroke);
+  canvas.addEventListener('pointercancel', endStroke);
+  canvas.addEventListener('lostpointercapture', endStroke);
+  canvas.addEventListener('contextmenu', (event) => event.preventDefault());
+
+  // Size the bitmap to the exact device pixels the canvas covers, so ink is never blurred by scaling.
+  new ResizeObserver(([entry]) => {
+    const box = entry.devicePixelContentBoxSize?.[0];
+    const width = box ? box.inlineSize : Math.round(entry.contentRect.width * devicePixelRatio);
+    const height = box ? box.blockSize : Math.round(entry.contentRect.height * devicePixelRatio);
+    if (width === canvas.width && height === canvas.height) return;
+    canvas.width = Math.max(1, width);
+    canvas.height = Math.max(1, height);
+    paint();
+  }).observe(canvas);
+  paint();
+
+  return {
+    clear() {
+      strokes.length = 0;
+      activePointer = null;
+      paint();
+    },
+    isEmpty: () => strokes.length === 0,
+    isDrawing: () => activePointer !== null,
+  };
+}
+
+/**
+ * The pad's pixels as the model's input: one float per pixel (`ink` where white, `background` where black),
+ * row by row, scaled down so the longer side is at most `maxSide` pixels.
+ */
+export function readPixels(canvas, { maxSide = 280, ink = 1, background = 0 } = {}) {
+  const scale = Math.min(1, maxSide / Math.max(canvas.width, canvas.height));
+  const width = Math.max(1, Math.round(canvas.width * scale));
+  const height = Math.max(1, Math.round(canvas.height * scale));
+  const small = document.createElement('canvas');
+  small.width = width;
+  small.height = height;
+  const context = small.getContext('2d', { willReadFrequently: true });
+  context.imageSmoothingQuality = 'high';
+  context.drawImage(canvas, 0, 0, width, height);
+  const rgba = context.getImageData(0, 0, width, height).data;
+  const data = new Float32Array(width * height);
+  for (let index = 0; index < data.length; index++) {
+    data[index] = background + ((ink - background) * rgba[4 * index]) / BYTE_MAX;
+  }
+  return { data, height, width };
+}
+
+function midpoint([x1, y1], [x2, y2]) {
+  return [(x1 + x2) / 2, (y1 + y2) / 2];
+}

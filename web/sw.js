@@ -1,0 +1,64 @@
+/**
+ * Service worker: lets the kiosk page start again when the server is restarting or the network is cut.
+ * Every request for the page, its scripts and the runtime goes to the network first (so a new version is
+ * used as soon as it is deployed) and falls back to the copy in the cache; the manifest falls back to the
+ * one stored with the cached model. POST /predict and the model files are left to the page.
+ */
+import { SHELL_CACHE, MANIFEST_PATH, isShellPath, shellKey, cachedManifestResponse } from './offline.js';
+
+// A server that is up answers loopback in milliseconds; one that takes this long is treated as away.
+const NETWORK_TIMEOUT_MS = 4000;
+
+self.addEventListener('install', () => self.skipWaiting());
+self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+
+self.addEventListener('fetch', (event) => {
+  const { request } = event;
+  const url = new URL(request.url);
+  if (request.method !== 'GET' || url.origin !== self.location.origin) return;
+  if (url.pathname === MANIFEST_PATH) {
+    event.respondWith(networkFirst(event, cachedManifestResponse));
+  } else if (isShellPath(url.pathname)) {
+    event.respondWith(networkFirst(event, () => cachedShellResponse(url), (response) => remember(url, response)));
+  }
+});
+
+async function networkFirst(event, fromCache, onFresh = async () => {}) {
+  try {
+    const response = await fetchWithTimeout(event.request);
+    // A failing server (5xx) is no better than none when a good copy is at hand.
+    if (response.status < 500) {
+      if (response.ok) event.waitUntil(onFresh(response.clone()));
+      return response;
+    }
+    return (await fromCache()) ?? response;
+  } catch (error) {
+    const cached = await fromCache();
+    if (cached) return cached;
+    throw error;
+  }
+}
+
+function fetchWithTimeout(request) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), NETWORK_TIMEOUT_MS);
+  return fetch(request, { signal: controller.signal }).finally(() => clearTimeout(timer));
+}
+
+async function cachedShellResponse(url) {
+  const cache = await caches.open(SHELL_CACHE);
+  return (await cache.match(shellKey(url))) ?? null;
+}
+
+// Refresh a cached copy when the server's version changed; files the page never cached are left alone,
+// and an unchanged 14 MB wasm is not written again on every start.
+async function remember(url, response) {
+  const cache = await caches.open(SHELL_CACHE);
+  const cached = await cache.match(shellKey(url));
+  if (cached && version(cached) !== version(response)) await cache.put(shellKey(url), response);
+}
+
+function version(response) {
+  const { headers } = response;
+  return headers.get('etag') ?? headers.get('last-modified') ?? headers.get('content-length');
+}
