@@ -38,6 +38,9 @@ def read_images():
     """The request's images as model inputs, and whether it was a batch."""
     if request.content_encoding:
         raise UnsupportedMediaType("Content-Encoding is not supported; send the body uncompressed")
+    max_body = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > max_body:
+        raise TooLargeError(f"request body too large: {request.content_length} bytes, the limit is {max_body}")
     mimetype = request.mimetype
     limit = current_app.config["MAX_IMAGE_PIXELS"]
     if mimetype in IMAGE_TYPES:

@@ -9,6 +9,7 @@ import base64
 import binascii
 import io
 import math
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -35,16 +36,18 @@ class NoInkError(ValueError):
 
 
 def set_pixel_limit(max_pixels):
-    """Make Pillow's own decompression-bomb guard match ours (it errors at twice its limit)."""
+    """Make Pillow's own decompression-bomb guard match ours, refusing rather than warning."""
     Image.MAX_IMAGE_PIXELS = max_pixels
+    # Pillow only warns between its limit and twice that; a server must refuse instead.
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
 def open_image(data, max_pixels):
     """Decode the first frame of an image, refusing it from its header alone if it has too many pixels."""
     try:
         image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
-    except Image.DecompressionBombError as error:
-        raise TooLargeError(f"image too large: {error}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise TooLargeError(f"image too large: {describe(error)}") from None
     except Exception as error:  # Pillow signals unreadable data with many exception types
         raise InputError(f"cannot decode image: {describe(error)}") from None
     width, height = image.size
@@ -55,8 +58,8 @@ def open_image(data, max_pixels):
         image.draft(image.mode, (MAX_DECODED_SIDE, MAX_DECODED_SIDE))
     try:
         image.load()  # only the first frame of an animated GIF/WebP
-    except Image.DecompressionBombError as error:
-        raise TooLargeError(f"image too large: {error}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise TooLargeError(f"image too large: {describe(error)}") from None
     except MemoryError:
         raise TooLargeError("image too large to decode") from None
     except Exception as error:

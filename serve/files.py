@@ -84,7 +84,8 @@ def send_page_file(path):
         response.set_etag(etag + "-gzip")
         response.last_modified = stat.st_mtime
     else:
-        response = send_file(path, mimetype=mimetype, etag=etag, conditional=True, max_age=None)
+        response = send_file(path, etag=etag, conditional=True, max_age=None)
+        response.headers["Content-Type"] = mimetype
     if compressible:
         response.vary.add("Accept-Encoding")
     response.headers["Cache-Control"] = REVALIDATE
@@ -113,7 +114,11 @@ def model_file(name):
     return send_bytes(model.files[name], content_type(name), model.file_sha256[name], IMMUTABLE)
 
 
-@blueprint.get("/", defaults={"name": "index.html"})
+@blueprint.get("/")
+def index():
+    return page_file("index.html")
+
+
 @blueprint.get("/<path:name>")
 def page_file(name):
     path = resolve_page_path(name)
