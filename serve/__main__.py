@@ -14,9 +14,9 @@ from serve.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_THREADS, create_ser
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=os.environ.get("HOST", DEFAULT_HOST),
+    parser.add_argument("--host", default=os.environ.get("HOST") or DEFAULT_HOST,
                         help="address to bind (env HOST; default %(default)s, this machine only)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)),
+    parser.add_argument("--port", type=int, default=os.environ.get("PORT") or DEFAULT_PORT,
                         help="TCP port (env PORT; default %(default)s; 0 picks a free one)")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                         help="worker threads (default %(default)s)")
