@@ -95,16 +95,21 @@ export function createPad(canvas, { onStrokeStart = () => {}, onStrokeEnd = () =
   canvas.addEventListener('lostpointercapture', endStroke);
   canvas.addEventListener('contextmenu', (event) => event.preventDefault());
 
-  // Size the bitmap to the exact device pixels the canvas covers, so ink is never blurred by scaling.
-  new ResizeObserver(([entry]) => {
-    const box = entry.devicePixelContentBoxSize?.[0];
-    const width = box ? box.inlineSize : Math.round(entry.contentRect.width * devicePixelRatio);
-    const height = box ? box.blockSize : Math.round(entry.contentRect.height * devicePixelRatio);
+  // Size the bitmap to the device pixels the canvas covers, so ink is never blurred by scaling.
+  const observer = new ResizeObserver(([entry]) => {
+    const width = devicePixels(entry.contentRect.width, entry.devicePixelContentBoxSize?.[0].inlineSize);
+    const height = devicePixels(entry.contentRect.height, entry.devicePixelContentBoxSize?.[0].blockSize);
     if (width === canvas.width && height === canvas.height) return;
-    canvas.width = Math.max(1, width);
-    canvas.height = Math.max(1, height);
+    canvas.width = width;
+    canvas.height = height;
     paint();
-  }).observe(canvas);
+  });
+  try {
+    // This box also reports a change of devicePixelRatio (browser zoom, another screen).
+    observer.observe(canvas, { box: 'device-pixel-content-box' });
+  } catch {
+    observer.observe(canvas);
+  }
   paint();
 
   return {
@@ -138,6 +143,12 @@ export function readPixels(canvas, { maxSide = 280, ink = 1, background = 0 } = 
     data[index] = background + ((ink - background) * rgba[4 * index]) / BYTE_MAX;
   }
   return { data, height, width };
+}
+
+// devicePixelContentBoxSize is exact where it is right; Chromium's device emulation leaves it in CSS pixels.
+function devicePixels(cssSize, exact) {
+  const estimate = Math.max(1, Math.round(cssSize * devicePixelRatio));
+  return exact && Math.abs(exact - estimate) <= 1 ? exact : estimate;
 }
 
 function midpoint([x1, y1], [x2, y2]) {
