@@ -7,7 +7,9 @@ import argparse
 import logging
 import os
 import sys
+import threading
 
+from serve.files import precompress
 from serve.model import ModelError
 from serve.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_THREADS, create_server
 
@@ -52,6 +54,8 @@ def main(argv=None):
         print(f"serve: refusing to start: {error}", file=sys.stderr)
         return 2
     server = create_server(app, host=args.host, port=args.port, threads=args.threads)
+    # The kiosk's first page load fetches the 14 MB runtime; have its gzip ready by then.
+    threading.Thread(target=precompress, args=(app.config["WEB_DIR"],), name="precompress", daemon=True).start()
     model = app.extensions["model"]
     print(f"serve: model {model.model_id} ({model.variant}) on http://{server.effective_host}:{server.effective_port}",
           file=sys.stderr, flush=True)

@@ -149,7 +149,13 @@ def image_to_array(data, max_pixels):
     """Image bytes -> float32 [H, W] in [0, 1], ink = 1."""
     if not data:
         raise InputError("empty image")
-    return to_ink(grey_image(reduce_large(orient(open_image(data, max_pixels)))))
+    image = open_image(data, max_pixels)
+    try:
+        return to_ink(reduce_large(grey_image(orient(image))))
+    except MemoryError:
+        raise TooLargeError("image too large to decode") from None
+    except Exception as error:  # a hostile file can upset Pillow after decoding too (EXIF, modes)
+        raise InputError(f"cannot decode image: {describe(error)}") from None
 
 
 def decode_base64(text):

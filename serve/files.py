@@ -68,6 +68,23 @@ def gzipped(path, stat):
         return data
 
 
+def precompress(web_dir):
+    """Gzip every compressible file under web_dir now, so that the first page load does not wait for it."""
+    for path in Path(web_dir).rglob("*"):
+        if path.suffix.lower() in COMPRESSIBLE and path.is_file() and not is_hidden(path.relative_to(web_dir).as_posix()):
+            try:
+                stat = path.stat()
+                if stat.st_size >= MIN_COMPRESS_BYTES:
+                    gzipped(path, stat)
+            except OSError:
+                pass  # a file that vanished or is unreadable is answered 404 when asked for
+
+
+def is_hidden(name):
+    """Paths never served: dotfiles, npm's tree, and names no browser sends for a plain file."""
+    return "\\" in name or "\0" in name or any(s.startswith(".") or s in HIDDEN_SEGMENTS for s in name.split("/"))
+
+
 def send_page_file(path):
     """A file from web/, revalidated by ETag, gzipped when that helps and the client agrees."""
     try:
@@ -129,8 +146,7 @@ def page_file(name):
 
 def resolve_page_path(name):
     """The file under web/ that `name` means, or None (traversal, hidden, directory, missing)."""
-    segments = name.split("/")
-    if "\\" in name or "\0" in name or any(s.startswith(".") or s in HIDDEN_SEGMENTS for s in segments):
+    if is_hidden(name):
         return None
     path = safe_join(current_app.config["WEB_DIR"], name)
     if path is None or not os.path.isfile(path):

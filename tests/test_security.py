@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from serve import files
 from serve.app import SECURITY_HEADERS
 from tests.server_fixtures import encode, enlarge, post, request
 
@@ -123,6 +124,13 @@ def test_wasm_is_gzipped_when_the_client_accepts_it(web_server):
     again = request(web_server, "GET", "/vendor/runtime.wasm",
                     headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["ETag"]})
     assert again.status == 304
+
+
+def test_precompress_prepares_every_compressible_file(tmp_path, web_server):
+    web = tmp_path / "web"
+    files.gzip_cache.clear()
+    files.precompress(web)
+    assert set(files.gzip_cache) == {str(web / "index.html"), str(web / "main.js"), str(web / "vendor" / "runtime.wasm")}
 
 
 def test_a_changed_file_is_served_fresh(web_server, tmp_path):

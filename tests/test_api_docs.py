@@ -1,0 +1,64 @@
+"""docs/API.md is the contract: its routes, limits and examples are the running server's."""
+
+import base64
+import json
+import re
+
+import pytest
+
+from serve.app import SECURITY_HEADERS, create_app
+from tests.conftest import ROOT
+from tests.server_fixtures import encode, enlarge, post, post_json, request
+
+API_DOC = (ROOT / "docs" / "API.md").read_text()
+RULES_AS_DOCUMENTED = {"/model/<name>": "/model/{file}", "/<path:name>": "/{path}"}
+
+
+def documented_routes():
+    section = API_DOC.split("## Routes", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| (GET|POST)\s+\| (/\S*)\s+\|", section, flags=re.M)
+
+
+def json_examples():
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", API_DOC, flags=re.S)]
+
+
+def test_every_route_is_documented_and_every_documented_route_exists():
+    app = create_app()
+    served = {
+        (method, RULES_AS_DOCUMENTED.get(rule.rule, rule.rule))
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert set(documented_routes()) == served
+
+
+def test_documented_routes_answer(live_server, manifest):
+    for method, path in documented_routes():
+        path = path.replace("{file}", manifest["variants"]["fp32"]["file"]).replace("{path}", "index.html")
+        if method == "GET":
+            assert request(live_server, method, path).status == 200, path
+
+
+def test_response_examples_have_the_live_shape(live_server, confident_digits):
+    single, batch = json_examples()
+    png = encode(enlarge(confident_digits[0][1]), "PNG")
+    live = post(live_server, png, "image/png").json()
+    assert set(single) == set(live) and len(single["probabilities"]) == len(live["probabilities"])
+    assert sum(single["probabilities"]) == pytest.approx(1, abs=1e-3)
+    assert single["confidence"] == max(single["probabilities"]) and single["digit"] == 7
+    live_batch = post_json(live_server, {"images": [base64.b64encode(png).decode()]}).json()
+    assert set(batch) == set(live_batch) and set(batch["predictions"][0]) == set(live_batch["predictions"][0])
+
+
+def test_documented_limits_are_the_defaults():
+    config = create_app().config
+    assert f"body over {config['MAX_CONTENT_LENGTH'] // (1024 * 1024)} MiB" in API_DOC
+    assert f"{config['MAX_IMAGE_PIXELS']:,} pixels" in API_DOC
+    assert f"a batch over {config['MAX_BATCH']} images" in API_DOC
+    assert f"a batch of 1 to {config['MAX_BATCH']} images" in API_DOC
+
+
+def test_documented_headers_are_the_ones_sent():
+    for name, value in SECURITY_HEADERS.items():
+        assert f"{name}: {value}" in API_DOC
