@@ -135,7 +135,7 @@ def test_auto_predict_can_be_switched_off(open_page, live_server):
 
 
 def test_idle_pad_is_cleared(open_page, live_server):
-    page = open_ready(open_page, live_server, "/?idle=1")
+    page = open_ready(open_page, live_server, "/?idle=2")
     draw(page, DIGITS["7"])
     page.wait_for_selector(SETTLED_ANSWER)
     page.wait_for_selector(f'{RESULT}[data-state="empty"]')

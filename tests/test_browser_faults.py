@@ -155,3 +155,18 @@ def test_new_model_is_used_from_the_next_load_and_never_mixed(open_page, stoppab
     # Only the new model is kept for offline starts.
     [cached] = page.evaluate(CACHED_MODEL_URLS)
     assert release["variants"]["int8"]["sha256"] in cached
+
+
+def test_idle_kiosk_takes_up_a_newly_deployed_model(open_page, stoppable_server, manifest, new_release):
+    release_dir, release = new_release
+    server = stoppable_server()
+    page = open_page(server.base_url, "/?idle=1")
+    page.wait_for_selector(OFFLINE_READY)
+    assert manifest["model_id"] in page.locator("#status").text_content()
+    server.stop()
+    stoppable_server(server.port, ARTIFACTS_DIR=str(release_dir))
+    # Nobody touches the kiosk: it reloads by itself when idle and runs the new model.
+    page.wait_for_function(
+        "(modelId) => document.querySelector('#status').textContent.includes(modelId)", arg=release["model_id"]
+    )
+    assert page.locator("#status").get_attribute("data-runtime") == "ready"

@@ -1,7 +1,7 @@
 /** The kiosk page: wires the pad, the classifier, the answer panel and the offline cache together. */
 import { createAnswer } from './answer.js';
 import { createClassifier } from './classifier.js';
-import { keepPageOffline, registerServiceWorker } from './offline.js';
+import { isNewModelDeployed, keepPageOffline, registerServiceWorker } from './offline.js';
 import { createPad, readPixels } from './pad.js';
 import { readSettings } from './settings.js';
 import { createStatus } from './status.js';
@@ -73,13 +73,22 @@ function clearAll() {
   answer.showEmpty();
 }
 
-// An unattended kiosk forgets an abandoned drawing.
 function restartIdleTimer() {
   clearTimeout(timers.idle);
-  if (settings.idleClearSeconds > 0) timers.idle = setTimeout(clearAll, settings.idleClearSeconds * 1000);
+  if (settings.idleClearSeconds > 0) timers.idle = setTimeout(whenIdle, settings.idleClearSeconds * 1000);
+}
+
+// An unattended kiosk forgets an abandoned drawing, and, as nobody ever reloads it, takes up a newly
+// deployed model by reloading while nobody is drawing: the whole page switches at once, never half.
+async function whenIdle() {
+  clearAll();
+  restartIdleTimer();
+  if (!classifier.manifest || !(await isNewModelDeployed(classifier.manifest))) return;
+  if (pad.isEmpty() && !pad.isDrawing()) location.reload();
 }
 
 elements.autoPredict.checked = settings.autoPredict;
+restartIdleTimer();
 elements.predict.addEventListener('click', predict);
 elements.clear.addEventListener('click', clearAll);
 document.addEventListener('pointerdown', restartIdleTimer);

@@ -65,9 +65,24 @@ export async function loadModel(onProgress = () => {}) {
   }
 }
 
+/**
+ * Whether the server now names another model than `manifest` (a new release was deployed). False when
+ * the server cannot be asked: offline, the model in hand is the best there is.
+ */
+export async function isNewModelDeployed(manifest) {
+  try {
+    const latest = await fetchJson(MANIFEST_PATH);
+    return modelSha256(latest) !== modelSha256(manifest);
+  } catch {
+    return false;
+  }
+}
+
+const modelSha256 = (manifest) => manifest.variants[manifest.default_variant].sha256;
+
 async function modelBytes(manifest, cache, onProgress) {
   const variant = manifest.variants[manifest.default_variant];
-  const key = modelKey(variant.sha256);
+  const key = modelKey(modelSha256(manifest));
   const cached = await cache?.match(key);
   let bytes = cached ? new Uint8Array(await cached.arrayBuffer()) : null;
   if (!bytes || (await sha256Hex(bytes)) !== variant.sha256) {

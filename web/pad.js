@@ -93,6 +93,7 @@ export function createPad(canvas, { onStrokeStart = () => {}, onStrokeEnd = () =
   canvas.addEventListener('pointerup', endStroke);
   canvas.addEventListener('pointercancel', endStroke);
   canvas.addEventListener('lostpointercapture', endStroke);
+  // A long press is a slow dot, not a request for a menu.
   canvas.addEventListener('contextmenu', (event) => event.preventDefault());
 
   // Size the bitmap to the device pixels the canvas covers, so ink is never blurred by scaling.

@@ -1,4 +1,4 @@
-/** The status line: download progress on the first visit, then where the answers come from. */
+/** The status line: download progress on the first visit, then where answers come from and whether the page works offline. */
 
 const MEGABYTE = 1024 * 1024;
 
@@ -6,6 +6,8 @@ const MEGABYTE = 1024 * 1024;
 export function createStatus(root) {
   const progress = root.querySelector('#progress');
   const text = root.querySelector('#status-text');
+  const shown = { runtime: '', offline: '' };
+  const render = () => (text.textContent = [shown.runtime, shown.offline].filter(Boolean).join(' · '));
 
   return {
     /** Bytes of the model and runtime downloaded so far; `total` is null when the server compresses them. */
@@ -13,23 +15,27 @@ export function createStatus(root) {
       if (root.dataset.runtime !== 'loading') return;
       if (total) {
         progress.value = loaded / total;
-        text.textContent = `Loading the recognizer… ${Math.floor((100 * loaded) / total)}%`;
+        shown.runtime = `Loading the recognizer… ${Math.floor((100 * loaded) / total)}%`;
       } else {
         progress.removeAttribute('value');
-        text.textContent = `Loading the recognizer… ${(loaded / MEGABYTE).toFixed(1)} MB`;
+        shown.runtime = `Loading the recognizer… ${(loaded / MEGABYTE).toFixed(1)} MB`;
       }
-    },
-
-    /** Whether the page can start again without the server (data-offline="ready" once it can). */
-    showOffline(ready) {
-      root.dataset.offline = ready ? 'ready' : 'unavailable';
+      render();
     },
 
     /** 'loading' | 'ready' (the model runs in this browser) | 'failed' (the server answers). */
     showRuntime(state, manifest) {
       root.dataset.runtime = state;
-      if (state === 'ready') text.textContent = `Runs in this browser · ${manifest.model_id}`;
-      if (state === 'failed') text.textContent = 'Answers come from the server';
+      if (state === 'ready') shown.runtime = `Runs in this browser · model ${manifest.model_id}`;
+      if (state === 'failed') shown.runtime = 'Answers come from the server';
+      render();
+    },
+
+    /** Whether the page can start again without the server (data-offline="ready" once it can). */
+    showOffline(ready) {
+      root.dataset.offline = ready ? 'ready' : 'unavailable';
+      shown.offline = ready ? 'works offline' : '';
+      render();
     },
   };
 }
