@@ -55,7 +55,11 @@ def read_images():
 
 
 def read_form_file():
-    uploads = request.files.getlist("image")
+    try:
+        uploads = request.files.getlist("image")
+    except RequestEntityTooLarge:
+        parts = current_app.config["MAX_FORM_PARTS"]
+        raise TooLargeError(f"multipart form too large: at most {parts} parts, and small text fields") from None
     if len(uploads) != 1:
         found = "no" if not uploads else f"{len(uploads)}"
         raise InputError(f"multipart/form-data needs exactly one file field named 'image', found {found}")

@@ -88,6 +88,8 @@ BAD_INPUTS = [
     ("multipart field not a file", "POST", *multipart(("image", None, png_of(8))), 400, "named 'image'"),
     ("multipart duplicate field", "POST", *multipart(("image", "a.png", png_of(8)), ("image", "b.png", png_of(8))),
      400, "found 2"),
+    ("multipart too many parts", "POST", *multipart(*[(f"field{index}", None, b"x") for index in range(20)]), 413,
+     "multipart form too large"),
     ("multipart no boundary", "POST", "multipart/form-data", b"--x\r\n\r\n", 400, "named 'image'"),
     ("multipart garbage", "POST", "multipart/form-data; boundary=zz", b"\x00" * 500, 400, "named 'image'"),
     ("body over the limit", "POST", "image/png", PNG_HEADER + b"\x00" * (5 * 1024 * 1024), 413, "too large"),

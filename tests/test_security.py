@@ -76,6 +76,12 @@ def test_security_headers_on_every_response_and_no_banner(web_server, manifest, 
             assert set(answer.json()) == {"error"}, kind
 
 
+def test_answers_written_by_waitress_itself_carry_no_banner(live_server):
+    answer = request(live_server, "GET", "/healthz", headers={"X-Padding": "a" * 20_000})
+    assert answer.status == 431
+    assert "Server" not in answer.headers and b"waitress" not in answer.body.lower()
+
+
 def test_kiosk_page_and_vendored_runtime_are_served(live_server):
     page = request(live_server, "GET", "/")
     assert page.status == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
