@@ -1,0 +1,274 @@
+"""Browser: the kiosk page in headless Chromium (Playwright) — cold first answer, warm prediction, 4x CPU throttling, bytes.
+
+    python -m bench.browser [--quick]
+
+Our server runs as `python -m serve` (logging each request) and Chromium loads the page from it.
+- Cold: a fresh browser context (empty caches, no service worker); a digit is drawn as soon as the pad
+  is there and Predict pressed; the times come from the page's own clock (ms since navigation).
+- Warm: in a page whose model is running, the page's own modules read the pad and classify it, many
+  times over: "pad pixels -> probabilities", readPixels() included.
+- Throttled: the same with CDP Emulation.setCPUThrottlingRate 4 (a rough stand-in for a Raspberry Pi).
+- Bytes: a byte-counting TCP proxy sits between Chromium and the server for a first and a second visit.
+"""
+
+import asyncio
+import re
+import threading
+import time
+
+from bench.measure import median, percentile
+from bench.models import load_manifest, mnist_test, pad_image, png_bytes
+from bench.report import ROOT, Section, Target, format_bytes, run_section, script_command, table
+from bench.servers import ServerProcess
+
+WARM_TARGET_MS = 5.0
+THROTTLED_TARGET_MS = 25.0
+FIRST_ANSWER_TARGET_MS = 1500.0
+THROTTLE_RATE = 4
+PAGE = "/?auto=0"  # no auto-predict: the bench presses Predict itself
+ACCESS_LINE = re.compile(r"serve\.access (GET|POST|HEAD) (\S+) (\d{3})")
+
+# Records, on the page's own clock, when the in-browser model is ready and when the first answer shows.
+MARKS_SCRIPT = """
+window.__bench = {};
+const mark = (name, value) => { if (!(name in window.__bench)) window.__bench[name] = value ?? performance.now(); };
+new MutationObserver(() => {
+  const status = document.querySelector('#status');
+  if (status && status.dataset.runtime === 'ready') mark('runtimeReady');
+  if (status && status.dataset.runtime === 'failed') mark('runtimeFailed');
+  const result = document.querySelector('[data-testid="result"]');
+  if (result && result.dataset.digit) { mark('firstAnswer'); mark('firstBackend', result.dataset.backend); }
+}).observe(document, { subtree: true, attributes: true, childList: true });
+document.addEventListener('click', (event) => {
+  if (event.target.closest('[data-testid="predict"]')) mark('predictPressed');
+}, true);
+document.addEventListener('DOMContentLoaded', () => mark('pageLoaded'));
+"""
+
+# "Pad pixels -> probabilities" with the page's own modules, `count` times after `warmup` untimed runs.
+WARM_SCRIPT = """
+async ({ count, warmup }) => {
+  const { createClassifier } = await import('/classifier.js');
+  const { readPixels } = await import('/pad.js');
+  const classifier = createClassifier();
+  await classifier.started;
+  const pad = document.querySelector('[data-testid="pad"]');
+  const total = [], inference = [];
+  let result;
+  for (let index = 0; index < warmup + count; index++) {
+    const started = performance.now();
+    result = await classifier.classify(readPixels(pad, classifier.inputFormat));
+    if (index >= warmup) { total.push(performance.now() - started); inference.push(result.milliseconds); }
+  }
+  return { total, inference, backend: result.backend, label: result.label };
+}
+"""
+
+
+class CountingProxy:
+    """A loopback TCP proxy in a background thread that counts the bytes going each way."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.down = self.up = self.connections = 0
+        self.port = None
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
+        ready.wait(10)
+
+    def _run(self, ready):
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        ready.set()
+        self.loop.run_forever()
+
+    async def _handle(self, client_reader, client_writer):
+        self.connections += 1
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(reader, writer, direction):
+            try:
+                while data := await reader.read(65536):
+                    setattr(self, direction, getattr(self, direction) + len(data))
+                    writer.write(data)
+                    await writer.drain()
+            except OSError:
+                pass
+            finally:
+                writer.close()
+
+        await asyncio.gather(pipe(client_reader, server_writer, "up"), pipe(server_reader, client_writer, "down"))
+
+    def counts(self):
+        return self.down, self.up
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def access_log(server, start_offset):
+    """(method, path, status) of each request the server logged after `start_offset` bytes of its log."""
+    text = server.log_path.read_bytes()[start_offset:].decode(errors="replace")
+    return [match.groups() for match in ACCESS_LINE.finditer(text)]
+
+
+def throttle(context, page, rate):
+    session = context.new_cdp_session(page)
+    session.send("Emulation.setCPUThrottlingRate", {"rate": rate})
+    return session
+
+
+def cold_visit(browser, base_url, rate, fixtures):
+    """One first visit in a fresh context: ms since navigation to model ready and to the first answer."""
+    context = browser.new_context(base_url=base_url, viewport=fixtures.KIOSK_VIEWPORT)
+    try:
+        context.set_default_timeout(60_000)
+        context.add_init_script(MARKS_SCRIPT)
+        page = context.new_page()
+        if rate != 1:
+            throttle(context, page, rate)
+        page.goto(PAGE, wait_until="commit")
+        # Module scripts run before DOMContentLoaded; strokes drawn earlier would reach no listener.
+        page.wait_for_load_state("domcontentloaded")
+        drawing_started = time.perf_counter()
+        fixtures.draw(page, fixtures.DIGITS["7"])
+        drawing = time.perf_counter() - drawing_started
+        page.click(fixtures.PREDICT)
+        page.wait_for_selector(fixtures.SETTLED_ANSWER)
+        page.wait_for_selector(f"{fixtures.RUNTIME_READY}, {fixtures.RUNTIME_FAILED}")
+        marks = page.evaluate("window.__bench")
+        marks["drawingMs"] = drawing * 1000
+        return marks
+    finally:
+        context.close()
+
+
+def warm_run(browser, base_url, rate, count, fixtures):
+    """Per-prediction times in a page whose model has loaded (the context is fresh, so it downloads first)."""
+    context = browser.new_context(base_url=base_url, viewport=fixtures.KIOSK_VIEWPORT)
+    try:
+        context.set_default_timeout(120_000)
+        page = context.new_page()
+        page.goto(PAGE)
+        page.wait_for_selector(fixtures.RUNTIME_READY)
+        fixtures.draw(page, fixtures.DIGITS["7"])
+        if rate != 1:
+            throttle(context, page, rate)
+        return page.evaluate(WARM_SCRIPT, {"count": count, "warmup": 5})
+    finally:
+        context.close()
+
+
+def visits(browser, server, proxy, fixtures):
+    """Bytes and requests of a first visit, then of a second visit in the same context."""
+    context = browser.new_context(base_url=f"http://127.0.0.1:{proxy.port}", viewport=fixtures.KIOSK_VIEWPORT)
+    results = []
+    try:
+        context.set_default_timeout(60_000)
+        for _ in range(2):
+            down, up = proxy.counts()
+            offset = server.log_path.stat().st_size
+            page = context.new_page()
+            page.goto(PAGE)
+            page.wait_for_selector(fixtures.RUNTIME_READY, state="attached")
+            offline = page.wait_for_selector("#status[data-offline]", state="attached").get_attribute("data-offline")
+            page.wait_for_timeout(1000)  # let the service worker's and cache's last requests finish
+            page.close()
+            new_down, new_up = proxy.counts()
+            results.append({"down": new_down - down, "up": new_up - up, "requests": access_log(server, offset), "offline": offline})
+    finally:
+        context.close()
+    return results
+
+
+def describe_requests(requests):
+    statuses = {}
+    for method, _, status in requests:
+        statuses[f"{method} {status}"] = statuses.get(f"{method} {status}", 0) + 1
+    return ", ".join(f"{count}× {key}" for key, count in sorted(statuses.items()))
+
+
+def measure(args):
+    from playwright.sync_api import sync_playwright
+
+    from tests import browser_fixtures as fixtures  # Chromium's path and flags, and how to draw, defined once
+
+    manifest = load_manifest(args.artifacts)
+    vendor = ROOT / "web" / "vendor"
+    if not vendor.is_dir():
+        markdown = f"**PENDING**: {vendor.relative_to(ROOT)} is missing, so the page cannot run the model; run `make vendor`."
+        return Section("Browser", script_command("bench.browser", args), markdown,
+                       [Target("in-browser warm prediction", f"≤ {WARM_TARGET_MS:g} ms", "not measured", False, "web/vendor missing")])
+    cold_rounds, warm_count = (1, 10) if args.quick else (3, 100)
+    images, _ = mnist_test(1)
+    arguments = ["-m", "serve", "--port", "0"] + (["--artifacts", str(args.artifacts)] if args.artifacts.resolve() != ROOT / "artifacts" else [])
+    server = ServerProcess("ours", arguments, args.work_dir / "logs" / "browser-serve.log")
+    proxy = None
+    with server.start(png_bytes(pad_image(images[0]))), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=fixtures.CHROMIUM, args=fixtures.CHROMIUM_ARGS)
+        base_url = f"http://127.0.0.1:{server.port}"
+        cold = {rate: [] for rate in (1, THROTTLE_RATE)}
+        warm = {}
+        for _ in range(cold_rounds):
+            for rate in cold:
+                cold[rate].append(cold_visit(browser, base_url, rate, fixtures))
+        for rate in (1, THROTTLE_RATE):
+            warm[rate] = warm_run(browser, base_url, rate, warm_count, fixtures)
+        proxy = CountingProxy(server.port)
+        first, second = visits(browser, server, proxy, fixtures)
+        browser.close()
+        proxy.stop()
+
+    cold_rows, first_answer = [], {}
+    for rate, runs in cold.items():
+        pick = lambda key: median([run.get(key, float("nan")) for run in runs])
+        answer_ms = median([run["firstAnswer"] - run["predictPressed"] for run in runs])
+        # What a person with the digit already drawn would wait for: the in-browser model, then one answer.
+        first_answer[rate] = median([run.get("runtimeReady", float("nan")) + run["firstAnswer"] - run["predictPressed"] for run in runs])
+        backends = ", ".join(sorted({run.get("firstBackend", "none") for run in runs}))
+        cold_rows.append([f"{rate}×", len(runs), f"{pick('pageLoaded'):.0f} ms", f"{pick('runtimeReady'):.0f} ms",
+                          f"{answer_ms:.0f} ms ({backends})", f"{first_answer[rate]:.0f} ms", f"{pick('drawingMs'):.0f} ms"])
+    warm_rows, warm_medians = [], {}
+    for rate, result in warm.items():
+        warm_medians[rate] = median(result["total"])
+        warm_rows.append([f"{rate}×", len(result["total"]), result["backend"], f"{warm_medians[rate]:.2f} ms",
+                          f"{percentile(result['total'], 90):.2f} ms", f"{median(result['inference']):.2f} ms"])
+    second_gets = [status for method, _, status in second["requests"] if method == "GET"]
+    byte_rows = [[name, format_bytes(visit["down"]), format_bytes(visit["up"]), len(visit["requests"]),
+                  describe_requests(visit["requests"]), visit["offline"]]
+                 for name, visit in (("first visit", first), ("second visit", second))]
+
+    targets = [
+        Target("in-browser warm prediction (pad pixels → probabilities)", f"≤ {WARM_TARGET_MS:g} ms",
+               f"{warm_medians[1]:.2f} ms ({warm[1]['backend']})", warm_medians[1] <= WARM_TARGET_MS and warm[1]["backend"] == "browser"),
+        Target(f"in-browser warm prediction, CPU throttled {THROTTLE_RATE}×", f"≤ {THROTTLED_TARGET_MS:g} ms",
+               f"{warm_medians[THROTTLE_RATE]:.2f} ms", warm_medians[THROTTLE_RATE] <= THROTTLED_TARGET_MS),
+        Target("first visit to first in-browser answer, loopback", f"≤ {FIRST_ANSWER_TARGET_MS:g} ms", f"{first_answer[1]:.0f} ms",
+               first_answer[1] <= FIRST_ANSWER_TARGET_MS, "model ready + first Predict → answer; drawing time not counted"),
+        Target("second visit downloads only revalidations", "every GET a 304",
+               f"{format_bytes(second['down'])}; {describe_requests(second['requests'])}",
+               bool(second_gets) and all(status == "304" for status in second_gets)),
+    ]
+    markdown = "\n\n".join([
+        f"Chromium: `{fixtures.CHROMIUM} {' '.join(fixtures.CHROMIUM_ARGS)}` via Playwright, viewport "
+        f"{fixtures.KIOSK_VIEWPORT['width']}×{fixtures.KIOSK_VIEWPORT['height']}; server `{server.command}`; "
+        f"model `{manifest['model_id']}` ({manifest['default_variant']}).",
+        f"**Cold first visit** (fresh context each, median of {cold_rounds}); times on the page's clock from navigation start. "
+        "A 7 is drawn with the mouse as soon as the pad exists, then Predict is pressed (until the in-browser model has "
+        "started, the page asks the server instead). \"First answer\" is model ready + Predict → answer: what a person "
+        "whose digit is already drawn waits for; Playwright's mouse is far slower than a finger, so drawing is not counted.",
+        table(["CPU", "Visits", "DOMContentLoaded", "In-browser model ready", "Predict → answer (by)", "First answer", "Drawing took"], cold_rows),
+        "**Warm prediction**: `readPixels(pad)` + `classifier.classify()` with the page's own modules, "
+        f"{warm_count} times after 5 untimed:",
+        table(["CPU", "Predictions", "Backend", "Median", "p90", "Median inference alone"], warm_rows),
+        "**Bytes on the wire**, counted by a TCP proxy between Chromium and the server (the page, scripts, wasm, "
+        "manifest and model; the service worker's requests included); requests from the server's access log:",
+        table(["Visit", "Server → browser", "Browser → server", "Requests", "Statuses", "Offline copy"], byte_rows),
+    ])
+    return Section("Browser", script_command("bench.browser", args), markdown, targets)
+
+
+if __name__ == "__main__":
+    run_section("bench.browser", __doc__.splitlines()[0], measure)

@@ -1,0 +1,111 @@
+"""HTTP: POST /predict latency and throughput at 1, 4 and 16 keep-alive clients, ours vs a Flask + Keras server.
+
+    python -m bench.http [--quick]
+
+Both servers run at once as separate processes on loopback and get the same 280x280 PNGs of MNIST
+test digits; the load alternates between them round after round (bench/load.py, one epoll loop).
+"""
+
+from bench.load import LoadResult, build_request, run_load
+from bench.measure import median, ratio
+from bench.models import PAD_SIDE, load_manifest, mnist_test, pad_image, png_bytes
+from bench.report import Section, Target, format_megabytes, format_ratio, format_seconds, run_section, script_command, table
+from bench.servers import our_server, peer_server
+
+CONCURRENCY = (1, 4, 16)
+DIGITS = 32
+P50_TARGET = 0.002          # seconds, one client (issue 3)
+THROUGHPUT_TARGET = 800     # requests/s at 16 clients (issue 3)
+PEER_RATIO_TARGET = 30      # x the Flask + Keras server's throughput at 16 clients (issue 3)
+
+
+def pad_pngs(count):
+    """PNGs of MNIST test digits scaled up to the pad's size, and their labels."""
+    images, labels = mnist_test(count)
+    return [png_bytes(pad_image(image)) for image in images], [int(label) for label in labels]
+
+
+def pool(runs):
+    """One LoadResult holding every request of several rounds."""
+    pooled = LoadResult(runs[0].concurrency)
+    for run in runs:
+        pooled.latencies += run.latencies
+        pooled.sent_at += run.sent_at
+        pooled.errors += run.errors
+        pooled.wrong_digits += run.wrong_digits
+        pooled.elapsed += run.elapsed
+        pooled.client_cpu += run.client_cpu
+    return pooled
+
+
+def load_line(server, result, throughput):
+    return [server.name, result.concurrency, f"{result.completed:,}", result.errors, result.wrong_digits,
+            f"{throughput:,.0f}", format_seconds(result.latency_percentile(50)),
+            format_seconds(result.latency_percentile(99)), f"{100 * result.client_cpu / result.elapsed:.0f}%"]
+
+
+def measure(args):
+    load_manifest(args.artifacts)  # fail early on missing artifacts
+    rounds, duration, warmup = (1, 0.5, 0.3) if args.quick else (3, 5.0, 2.0)
+    bodies, labels = pad_pngs(DIGITS)
+    ours, peer = our_server(args.work_dir, args.artifacts), peer_server(args.work_dir, args.artifacts)
+    with ours.start(bodies[0]), peer.start(bodies[0]):
+        memory_at_start = ours.memory()[0]
+        servers = (ours, peer)
+        requests = {server: [build_request(server.port, body, "image/png") for body in bodies] for server in servers}
+        for server in servers:
+            run_load(server.port, requests[server], labels, concurrency=4, duration=warmup)
+        results = {(server, concurrency): [] for server in servers for concurrency in CONCURRENCY}
+        for concurrency in CONCURRENCY:
+            for round_index in range(rounds):
+                order = servers if round_index % 2 == 0 else servers[::-1]
+                for server in order:
+                    results[server, concurrency].append(
+                        run_load(server.port, requests[server], labels, concurrency=concurrency, duration=duration))
+        served = sum(result.completed for (server, _), runs in results.items() if server is ours for result in runs)
+        memory_at_end = ours.memory()
+
+    rows, ratio_rows, summary = [], [], {}
+    for concurrency in CONCURRENCY:
+        for server in servers:
+            runs = results[server, concurrency]
+            pooled = pool(runs)
+            summary[server, concurrency] = {
+                "throughput": median([run.throughput for run in runs]),
+                "p50": pooled.latency_percentile(50), "p99": pooled.latency_percentile(99), "errors": pooled.errors,
+            }
+            rows.append(load_line(server, pooled, summary[server, concurrency]["throughput"]))
+        ours_figures, peer_figures = summary[ours, concurrency], summary[peer, concurrency]
+        ratio_rows.append([concurrency, format_ratio(ratio(ours_figures["throughput"], peer_figures["throughput"])),
+                           format_ratio(ratio(peer_figures["p50"], ours_figures["p50"]))])
+
+    single, full = summary[ours, 1], summary[ours, CONCURRENCY[-1]]
+    peer_ratio = ratio(full["throughput"], summary[peer, CONCURRENCY[-1]]["throughput"])
+    targets = [
+        Target("/predict p50, one client, 280×280 PNG", f"≤ {format_seconds(P50_TARGET)}", format_seconds(single["p50"]),
+               single["p50"] <= P50_TARGET),
+        Target(f"/predict throughput, {CONCURRENCY[-1]} clients, zero errors", f"≥ {THROUGHPUT_TARGET} req/s",
+               f"{full['throughput']:,.0f} req/s, {full['errors']} errors", full["throughput"] >= THROUGHPUT_TARGET and full["errors"] == 0,
+               "client and server share the 2 cores"),
+        Target(f"/predict throughput vs Flask + Keras, {CONCURRENCY[-1]} clients", f"≥ {PEER_RATIO_TARGET}×",
+               format_ratio(peer_ratio), peer_ratio is not None and peer_ratio >= PEER_RATIO_TARGET),
+    ]
+    png_sizes = [len(body) for body in bodies]
+    markdown = "\n\n".join([
+        f"Servers: `{ours.command}` and `{peer.command}` (both waitress, same thread count). "
+        f"Body: one of {DIGITS} MNIST test digits drawn at {PAD_SIDE}×{PAD_SIDE} "
+        f"(8-bit grey PNG, {min(png_sizes):,}–{max(png_sizes):,} bytes), `Content-Type: image/png`. "
+        f"Load: bench/load.py, closed loop, keep-alive; {rounds} round(s) of {duration:g} s per server and concurrency, "
+        "alternating servers; req/s is the median over rounds, p50/p99 pool every request.",
+        table(["Server", "Clients", "Requests", "Errors", "Wrong digit", "Req/s", "p50", "p99", "Client CPU (of one core)"], rows),
+        table(["Clients", "Throughput, ours ÷ peer", "p50, peer ÷ ours"], ratio_rows),
+        f"Our server's resident memory: {format_megabytes(memory_at_start)} after its first answer, "
+        f"{format_megabytes(memory_at_end[0])} after {served:,} more requests (peak {format_megabytes(memory_at_end[1])}).",
+        "The load generator is one Python thread on the same 2 cores; its CPU share is in the table. "
+        "When the client column nears 100%, the client, not the server, sets the ceiling.",
+    ])
+    return Section("HTTP /predict", script_command("bench.http", args), markdown, targets)
+
+
+if __name__ == "__main__":
+    run_section("bench.http", __doc__.splitlines()[0], measure)

@@ -1,0 +1,73 @@
+"""Soak: five minutes of /predict at full concurrency on loopback; errors, p99 and memory minute by minute.
+
+    python -m bench.soak [--quick]
+
+Our server (`python -m serve`) alone, 16 keep-alive clients without pause; its resident memory is
+sampled every second. Holds if there are no errors, the last minute's p99 is within 1.5x of the first
+minute's, and resident memory grows by less than 5 MB after the first minute.
+"""
+
+import numpy as np
+
+from bench.http import pad_pngs
+from bench.load import build_request, run_load
+from bench.models import load_manifest
+from bench.report import Section, Target, format_megabytes, format_seconds, run_section, script_command, table
+from bench.servers import our_server
+
+CONCURRENCY = 16
+P99_DRIFT_LIMIT = 1.5       # last window's p99 / first window's p99
+RESIDENT_GROWTH_LIMIT = 5e6  # bytes, from the end of the first window to the end
+
+
+def measure(args):
+    load_manifest(args.artifacts)
+    duration, window = (3.0, 1.0) if args.quick else (300.0, 60.0)
+    bodies, labels = pad_pngs(32)
+    samples = []  # (seconds since start, resident bytes)
+    with our_server(args.work_dir, args.artifacts).start(bodies[0]) as server:
+        requests = [build_request(server.port, body, "image/png") for body in bodies]
+        samples.append((0.0, server.memory()[0]))
+        result = run_load(server.port, requests, labels, concurrency=CONCURRENCY, duration=duration,
+                          on_tick=lambda elapsed: samples.append((elapsed, server.memory()[0])))
+        samples.append((result.elapsed, server.memory()[0]))
+        peak = server.memory()[1]
+        command = server.command
+
+    sent_at, latencies = np.asarray(result.sent_at), np.asarray(result.latencies)
+    windows = int(np.ceil(duration / window))
+    rows, p99s, residents = [], [], []
+    for index in range(windows):
+        start, end = index * window, (index + 1) * window
+        chosen = latencies[(sent_at >= start) & (sent_at < end)]
+        resident = [rss for seconds, rss in samples if seconds <= end][-1]
+        p99 = float(np.percentile(chosen, 99)) if len(chosen) else None
+        p99s.append(p99)
+        residents.append(resident)
+        rows.append([f"{start:g}–{end:g} s", f"{len(chosen):,}", f"{len(chosen) / window:,.0f}",
+                     format_seconds(float(np.median(chosen)) if len(chosen) else None), format_seconds(p99),
+                     format_megabytes(resident)])
+    drift = p99s[-1] / p99s[0] if p99s[0] and p99s[-1] else None
+    growth = residents[-1] - residents[0]
+    unit = "minute" if window == 60 else "window"
+    targets = [
+        Target(f"soak, {duration:g} s at {CONCURRENCY} clients: errors", "0",
+               f"{result.errors} errors in {result.completed:,} requests", result.errors == 0),
+        Target(f"soak: p99 stable, first {unit} vs last", f"last ≤ {P99_DRIFT_LIMIT}× first",
+               f"{format_seconds(p99s[0])} → {format_seconds(p99s[-1])}", drift is not None and drift <= P99_DRIFT_LIMIT),
+        Target(f"soak: resident memory flat after the first {unit}", f"grows < {format_megabytes(RESIDENT_GROWTH_LIMIT)}",
+               f"{format_megabytes(residents[0])} → {format_megabytes(residents[-1])} (peak {format_megabytes(peak)})",
+               growth < RESIDENT_GROWTH_LIMIT),
+    ]
+    markdown = "\n\n".join([
+        f"`{command}` under {CONCURRENCY} closed-loop keep-alive clients (bench/load.py) for {duration:g} s, "
+        f"the same {len(bodies)} PNG digits as the HTTP section; {result.completed:,} requests, {result.errors} errors, "
+        f"{result.wrong_digits} answered with another digit than the label, "
+        f"statuses {dict(sorted(result.statuses.items()))}; the client used {100 * result.client_cpu / result.elapsed:.0f}% of one core.",
+        table(["Window", "Requests", "Req/s", "p50", "p99", "Resident at end"], rows),
+    ])
+    return Section("Soak", script_command("bench.soak", args), markdown, targets)
+
+
+if __name__ == "__main__":
+    run_section("bench.soak", __doc__.splitlines()[0], measure)

@@ -1,0 +1,69 @@
+"""`python -m bench --quick` runs every benchmark end to end and writes a well-formed report (timings are never asserted)."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from bench.__main__ import SECTIONS
+
+SECTION_TITLES = ["Accuracy", "Model latency", "Footprint", "HTTP /predict", "Browser", "Soak"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    output = tmp_path_factory.mktemp("bench") / "RESULTS.md"
+    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return output.read_text()
+
+
+def tables(markdown):
+    """Each markdown table as a list of its lines."""
+    found, current = [], []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            found.append(current)
+            current = []
+    return found
+
+
+def cells(line):
+    return re.split(r"(?<!\\)\|", line.strip())[1:-1]
+
+
+def test_every_section_is_reported(report):
+    assert len(SECTION_TITLES) == len(SECTIONS)
+    for title in SECTION_TITLES:
+        assert f"\n## {title}\n" in report
+    assert "**FAILED**" not in report and "**PENDING**" not in report
+
+
+def test_machine_facts_are_stated(report):
+    facts = dict(cells(line)[:2] for line in tables(report)[0][2:])
+    facts = {key.strip(): value.strip() for key, value in facts.items()}
+    assert int(facts["nproc"]) >= 1
+    assert facts["cpu_model"] and facts["onnxruntime"]
+    assert "tensorflow-cpu" in facts or "tensorflow" in facts
+
+
+def test_every_table_is_well_formed(report):
+    found = tables(report)
+    assert len(found) >= 10
+    for lines in found:
+        width = len(cells(lines[0]))
+        assert re.fullmatch(r"\|(---\|)+", lines[1]) and len(cells(lines[1])) == width, lines[:2]
+        assert len(lines) >= 3, lines
+        for line in lines[2:]:
+            assert len(cells(line)) == width, line
+
+
+def test_each_target_has_a_verdict(report):
+    targets = next(lines for lines in tables(report) if cells(lines[0])[:4] == [" Target ", " Goal ", " Measured ", " Verdict "])
+    assert len(targets) - 2 >= 12
+    for line in targets[2:]:
+        assert cells(line)[3].strip() in ("met", "**MISSED**"), line
