@@ -46,8 +46,6 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("serve.access").setLevel(logging.WARNING if args.quiet else logging.INFO)
-    # waitress warns whenever requests queue for a thread, which is normal under load.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
         app = build_app(args)
     except ModelError as error:

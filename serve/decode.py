@@ -21,6 +21,9 @@ MAX_DECODED_SIDE = 1024
 # Width x height read from an image's header; more is refused before decoding (HTTP 413).
 DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 EXIF_ORIENTATION = 0x0112
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+# The "pixels" input follows MNIST: 0 is background, PIXELS_INK is full ink.
+PIXELS_INK = 255
 
 
 class InputError(ValueError):
@@ -68,6 +71,7 @@ def open_image(data, max_pixels):
 
 
 def describe(error):
+    """The first line of an exception's message, short enough for a JSON error."""
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
     return text[:200]
 
@@ -85,14 +89,14 @@ def reduce_large(image):
 
 
 def grey_image(image):
-    """The image as 8-bit grey ("L"), with any transparency composited onto a contrasting backdrop."""
+    """The image as 8-bit grey ("L"), with any transparency resolved by composite()."""
     mode = image.mode
     if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         # 16-bit greyscale PNGs arrive as integer modes; 8 bits are plenty for a digit.
         top = 1.0 if mode == "F" else 65535.0
         values = np.clip(np.asarray(image, dtype=np.float32) * np.float32(255 / top), 0, 255)
         return Image.fromarray(np.round(values).astype(np.uint8), "L")
-    if "A" in mode or "a" in mode or "transparency" in image.info:
+    if mode in ALPHA_MODES or "transparency" in image.info:
         return composite(image.convert("RGBA"))
     return image if mode == "L" else image.convert("L")
 
@@ -173,23 +177,25 @@ def decode_base64(text):
 
 
 def pixels_to_array(pixels, side):
-    """MNIST-convention rows (0 background .. 255 ink) -> float32 [side, side] in [0, 1]."""
+    """MNIST-convention rows (0 background .. PIXELS_INK ink) -> float32 [side, side] in [0, 1]."""
+    shape_error = f"pixels must be a list of {side} rows of {side} numbers 0..{PIXELS_INK}"
     if not isinstance(pixels, list) or len(pixels) != side:
-        raise InputError(f"pixels must be a list of {side} rows of {side} numbers 0..255")
+        raise InputError(shape_error)
     for row in pixels:
         if not isinstance(row, list) or len(row) != side:
-            raise InputError(f"pixels must be a list of {side} rows of {side} numbers 0..255")
+            raise InputError(shape_error)
         for value in row:
             # bool is an int in Python, but true/false are not pixel values.
             if type(value) not in (int, float):
-                raise InputError(f"pixel values must be numbers 0..255, found {json_type(value)}")
+                raise InputError(f"pixel values must be numbers 0..{PIXELS_INK}, found {json_type(value)}")
+    range_error = f"pixel values must be finite numbers from 0 to {PIXELS_INK}"
     try:
         values = np.array(pixels, dtype=np.float64)
     except OverflowError:
-        raise InputError("pixel values must be finite numbers from 0 to 255") from None
-    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 255:
-        raise InputError("pixel values must be finite numbers from 0 to 255")
-    return (values / 255.0).astype(np.float32)
+        raise InputError(range_error) from None
+    if not np.isfinite(values).all() or values.min() < 0 or values.max() > PIXELS_INK:
+        raise InputError(range_error)
+    return (values / PIXELS_INK).astype(np.float32)
 
 
 def json_type(value):

@@ -1,5 +1,7 @@
 """The production WSGI server: waitress with our limits and timeouts (used by `python -m serve` and tests)."""
 
+import logging
+
 import waitress
 
 DEFAULT_HOST = "127.0.0.1"  # the kiosk's browser is local; exposing the API is a deliberate choice
@@ -15,6 +17,8 @@ MAX_REQUEST_HEADER_BYTES = 16 * 1024
 def create_server(app, host=DEFAULT_HOST, port=DEFAULT_PORT, threads=DEFAULT_THREADS,
                   channel_timeout=CHANNEL_TIMEOUT, cleanup_interval=CLEANUP_INTERVAL):
     """A bound waitress server for `app`; call .run() to serve and .close() to stop."""
+    # waitress warns whenever a request waits for a free thread, which is normal under load.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     max_body = app.config["MAX_CONTENT_LENGTH"]
     return waitress.create_server(
         app,

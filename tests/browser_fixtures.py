@@ -118,7 +118,7 @@ def touch(session, kind, point):
     session.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y, "id": 1}]})
 
 
-def densify(stroke, step=0.02):
+def densify(stroke, step=0.05):
     """The stroke with extra points so no two successive samples are more than `step` apart, like a real pointer."""
     points = [stroke[0]]
     for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
