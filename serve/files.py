@@ -70,8 +70,12 @@ def gzipped(path, stat):
 
 def precompress(web_dir):
     """Gzip every compressible file under web_dir now, so that the first page load does not wait for it."""
-    for path in Path(web_dir).rglob("*"):
-        if path.suffix.lower() in COMPRESSIBLE and path.is_file() and not is_hidden(path.relative_to(web_dir).as_posix()):
+    for directory, subdirectories, names in os.walk(web_dir):
+        subdirectories[:] = [name for name in subdirectories if not is_hidden(name)]
+        for name in names:
+            path = Path(directory, name)
+            if path.suffix.lower() not in COMPRESSIBLE or is_hidden(name):
+                continue
             try:
                 stat = path.stat()
                 if stat.st_size >= MIN_COMPRESS_BYTES:
