@@ -2,12 +2,12 @@
 or a well-formed 200, never a 5xx or a hang. FUZZ_EXAMPLES=N runs N examples per test (default 60)."""
 
 import base64
-import io
 import json
 import os
 import struct
 import zlib
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -52,7 +52,7 @@ SEEDS = {
     "png rgba": encode(drawn_seven("RGBA"), "PNG"),
     "png palette": encode(drawn_seven("P"), "PNG", transparency=0),
     "png interlaced": encode(drawn_seven("RGB"), "PNG", interlace=1),
-    "png 16-bit": encode(Image.fromarray(__import__("numpy").asarray(drawn_seven("L"), dtype="uint16") * 257), "PNG"),
+    "png 16-bit": encode(Image.fromarray(np.asarray(drawn_seven("L"), dtype=np.uint16) * 257), "PNG"),
     "jpeg": encode(drawn_seven("RGB"), "JPEG", quality=80),
     "jpeg progressive": encode(drawn_seven("L"), "JPEG", progressive=True),
     "jpeg exif": exif_jpeg(),

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -241,7 +240,9 @@ def test_slow_clients_do_not_hold_the_workers(start_server, confident_digits):
     stalled = []
     for _ in range(8):
         connection = socket.create_connection(("127.0.0.1", port))
-        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 5000\r\n\r\n\x89PNG")
+        # Headers complete, body promised but never sent.
+        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                           b"Content-Length: 5000\r\n\r\n\x89PNG")
         stalled.append(connection)
     try:
         label, digit = confident_digits[0]
