@@ -12,6 +12,7 @@ export function createAnswer(root, { unsureBelow }) {
   const digit = root.querySelector('#digit');
   const caption = root.querySelector('#caption');
   const preview = root.querySelector('#preview');
+  const source = root.querySelector('#source');
   const chartElement = root.querySelector('#chart');
   const announcer = root.querySelector('#announcer');
   let chart = null;
@@ -28,22 +29,24 @@ export function createAnswer(root, { unsureBelow }) {
     delete root.dataset.digit;
     digit.textContent = '';
     caption.textContent = text;
+    source.textContent = '';
     chart?.clear();
-    root.classList.remove('stale', 'has-preview');
+    root.classList.remove('busy', 'stale', 'has-preview');
   }
 
   function announce(text) {
     announcer.textContent = text;
   }
 
+  /** Nothing drawn (after Clear, or Predict on a blank pad). */
+  function showEmpty({ prompted = false } = {}) {
+    reset('empty', 'Draw a digit');
+    if (prompted) announce('The pad is empty: draw a digit first.');
+  }
+
   return {
     setLabels,
-
-    /** Nothing drawn (after Clear, or Predict on a blank pad). */
-    showEmpty({ prompted = false } = {}) {
-      reset('empty', 'Draw a digit');
-      if (prompted) announce('The pad is empty: draw a digit first.');
-    },
+    showEmpty,
 
     /** A prediction is running; a quick one finishes before this becomes visible (see style.css). */
     showBusy() {
@@ -69,6 +72,8 @@ export function createAnswer(root, { unsureBelow }) {
       root.dataset.milliseconds = result.milliseconds.toFixed(2);
       digit.textContent = result.label;
       caption.textContent = sure ? `${percent}% sure` : `Not sure. Maybe ${result.label} (${percent}%)`;
+      const where = result.backend === 'browser' ? 'in this browser' : 'by the server';
+      source.textContent = `answered ${where} in ${Math.max(1, Math.round(result.milliseconds))} ms`;
       chart.show(result.probabilities, result.index);
       root.classList.toggle('has-preview', Boolean(result.normalized));
       if (result.normalized) paintPreview(preview, result.normalized);
@@ -82,7 +87,8 @@ export function createAnswer(root, { unsureBelow }) {
 
     /** No answer could be had. */
     showError(error) {
-      root.classList.remove('busy');
+      // The server's 422: what it was sent has no ink, which is the blank pad's case.
+      if (error.status === 422) return showEmpty({ prompted: true });
       reset('error', `${describeError(error)} Press Predict to try again.`);
       announce(caption.textContent);
     },

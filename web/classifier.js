@@ -56,7 +56,11 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
     // A prediction takes a few milliseconds, well inside one frame, while the proxy worker's round trip
     // doubles that on a busy CPU; so the model runs on the page's thread, after a stroke, never during one.
     ort.env.wasm.proxy = false;
-    session = { ort, inference: await ort.InferenceSession.create(model.bytes) };
+    const inference = await ort.InferenceSession.create(model.bytes);
+    // The first run of a session sets up its kernels and buffers (tens of ms); do it now, not on the
+    // first person's digit.
+    await inference.run({ [manifest.input.name]: warmUpImage(ort) });
+    session = { ort, inference };
   })();
   started.then(
     () => setState('ready'),
@@ -97,6 +101,14 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
 // for the next start; the first download is read here beforehand, into the HTTP cache, to show progress.
 async function prefetchRuntime(onProgress) {
   if (!(await hasOfflineCopy(RUNTIME_WASM))) await download(RUNTIME_WASM, onProgress);
+}
+
+// A vertical bar on a pad-sized image: the size and kind of input a drawing will be.
+function warmUpImage(ort) {
+  const side = MAX_INPUT_SIDE;
+  const data = new Float32Array(side * side);
+  for (let row = side / 4; row < (3 * side) / 4; row++) data.fill(1, row * side + side / 2 - 8, row * side + side / 2 + 8);
+  return new ort.Tensor('float32', data, [side, side]);
 }
 
 /** How to read the pad for `manifest`'s model: the longest side, and the values of ink and background. */

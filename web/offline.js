@@ -93,7 +93,7 @@ async function modelBytes(manifest, cache, onProgress) {
   }
   if (cache) {
     // The manifest goes in after its model, so a reader never finds a manifest without its model.
-    await cache.put(CACHED_MANIFEST_KEY, Response.json(manifest));
+    await cache.put(CACHED_MANIFEST_KEY, new Response(JSON.stringify(manifest), { headers: { 'Content-Type': 'application/json' } }));
     for (const request of await cache.keys()) {
       const { pathname } = new URL(request.url);
       if (pathname.endsWith('.onnx') && pathname !== key) await cache.delete(request);

@@ -26,8 +26,8 @@ export function createStatus(root) {
     /** 'loading' | 'ready' (the model runs in this browser) | 'failed' (the server answers). */
     showRuntime(state, manifest) {
       root.dataset.runtime = state;
-      if (state === 'ready') shown.runtime = `Runs in this browser · model ${manifest.model_id}`;
-      if (state === 'failed') shown.runtime = 'Answers come from the server';
+      if (state === 'ready') shown.runtime = `Model ${manifest.model_id}`;
+      if (state === 'failed') shown.runtime = 'The server answers (no in-browser model)';
       render();
     },
 
