@@ -1,7 +1,7 @@
 /**
  * The digit classifier. It runs the very ONNX file the server runs (named and hashed by the manifest) with
- * onnxruntime-web inside the page, off the main thread; until that has started, or if it cannot start
- * (no WebAssembly, the runtime blocked or broken), it asks the server's POST /predict instead.
+ * onnxruntime-web inside the page; until that has started, or if it cannot start (no WebAssembly, the
+ * runtime blocked or broken), it asks the server's POST /predict instead.
  */
 import { download, hasOfflineCopy, loadModel } from './offline.js';
 

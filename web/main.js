@@ -81,8 +81,9 @@ function restartIdleTimer() {
 // An unattended kiosk forgets an abandoned drawing, and, as nobody ever reloads it, takes up a newly
 // deployed model by reloading while nobody is drawing: the whole page switches at once, never half.
 async function whenIdle() {
-  clearAll();
   restartIdleTimer();
+  if (pad.isDrawing()) return;
+  clearAll();
   if (!classifier.manifest || !(await isNewModelDeployed(classifier.manifest))) return;
   if (pad.isEmpty() && !pad.isDrawing()) location.reload();
 }

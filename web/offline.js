@@ -60,7 +60,7 @@ export async function loadModel(onProgress = () => {}) {
     // The server may be switching models (the file named by the manifest is gone) or going away:
     // keep running the last complete pair rather than nothing.
     const fallback = await readCachedManifest(cache);
-    if (!fallback || fallback.model_id === manifest.model_id) throw error;
+    if (!fallback || modelSha256(fallback) === modelSha256(manifest)) throw error;
     return { manifest: fallback, bytes: await modelBytes(fallback, cache, onProgress) };
   }
 }
