@@ -17,7 +17,7 @@ MAX_SHEAR = 0.3
 MAX_STRETCH = 0.2         # independent x/y scale in [1 - s, 1 + s] changes the aspect ratio
 THICKEN_PROBABILITY = 0.3
 THIN_PROBABILITY = 0.2
-CLEAN_PROBABILITY = 0.15  # some digits stay as they are, so the model keeps seeing real MNIST
+CLEAN_PROBABILITY = 0.25  # some digits stay as they are, so the model keeps seeing real MNIST
 
 
 def _random_affine(rng, size):
@@ -34,22 +34,24 @@ def _random_affine(rng, size):
 
 
 def augment_digit(image, rng):
-    """One uint8 MNIST digit [28, 28] -> a distorted float32 image [56, 56] in [0, 1], ink = 1."""
+    """One uint8 MNIST digit [28, 28] -> a float32 image in [0, 1], ink = 1: distorted at 2x, or left as it is."""
+    if rng.random() < CLEAN_PROBABILITY:
+        # Untouched, so the model also sees MNIST's own sharpness, not only resampled digits.
+        return image.astype(np.float32) / 255.0
     size = image.shape[0] * UPSAMPLE
     # Pad so rotation and stretching never push ink off the canvas.
     picture = Image.fromarray(image).resize((size, size), Image.BILINEAR)
     canvas = Image.new("L", (size * 3 // 2, size * 3 // 2))
     canvas.paste(picture, (size // 4, size // 4))
-    if rng.random() >= CLEAN_PROBABILITY:
-        canvas = canvas.transform(canvas.size, Image.AFFINE, _random_affine(rng, canvas.size[0]), resample=Image.BILINEAR)
-        roll = rng.random()
-        if roll < THICKEN_PROBABILITY:
-            canvas = canvas.filter(ImageFilter.MaxFilter(3))
-        elif roll < THICKEN_PROBABILITY + THIN_PROBABILITY:
-            thinner = canvas.filter(ImageFilter.MinFilter(3))
-            # Thinning a thin stroke can break it apart: keep it only if most of the ink survives.
-            if np.asarray(thinner, np.float32).sum() > 0.4 * np.asarray(canvas, np.float32).sum():
-                canvas = thinner
+    canvas = canvas.transform(canvas.size, Image.AFFINE, _random_affine(rng, canvas.size[0]), resample=Image.BILINEAR)
+    roll = rng.random()
+    if roll < THICKEN_PROBABILITY:
+        canvas = canvas.filter(ImageFilter.MaxFilter(3))
+    elif roll < THICKEN_PROBABILITY + THIN_PROBABILITY:
+        thinner = canvas.filter(ImageFilter.MinFilter(3))
+        # Thinning a thin stroke can break it apart: keep it only if most of the ink survives.
+        if np.asarray(thinner, np.float32).sum() > 0.4 * np.asarray(canvas, np.float32).sum():
+            canvas = thinner
     return np.asarray(canvas, np.float32) / 255.0
 
 
