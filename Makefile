@@ -47,10 +47,11 @@ browser:
 ## setup: install everything for development and tests (TensorFlow, Chromium, onnxruntime-web)
 setup: $(ALL_STAMP) vendor browser
 
+# Fewer malloc arenas keep the server's memory flat on a small device.
 ## serve: serve the committed model and the kiosk page on http://127.0.0.1:5000 (no TensorFlow)
 serve: $(SERVE_STAMP)
 	@$(MAKE) --no-print-directory vendor || echo "warning: no npm, so no in-browser model; the page will ask the server"
-	$(BIN)/python -m serve $(ARGS)
+	MALLOC_ARENA_MAX=2 $(BIN)/python -m serve $(ARGS)
 
 ## train: train the CNN on the full MNIST set (about 15 minutes on 2 idle cores) into build/
 train: $(ALL_STAMP)
