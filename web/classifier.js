@@ -14,6 +14,7 @@ const PREDICT_URL = '/predict';
 // Larger pads are scaled down first: the model only keeps a 20 px box, and 280 px holds every stroke.
 const MAX_INPUT_SIDE = 280;
 const SERVER_RETRY_DELAYS_MS = [500, 1500];
+const WARM_UP_RUNS = 10;
 const BYTE_MAX = 255; // PNG channels are bytes
 
 /** A server answer that is not a prediction; `status` is the HTTP status, or 0 when the server is unreachable. */
@@ -57,9 +58,13 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
     // doubles that on a busy CPU; so the model runs on the page's thread, after a stroke, never during one.
     ort.env.wasm.proxy = false;
     const inference = await ort.InferenceSession.create(model.bytes);
-    // The first run of a session sets up its kernels and buffers (tens of ms); do it now, not on the
-    // first person's digit.
-    await inference.run({ [manifest.input.name]: warmUpImage(ort) });
+    // The first runs of a session set up its buffers and make the browser compile the wasm kernels they
+    // use with its optimising compiler (tens of ms each until then): do that now, not on people's digits.
+    const warmUp = { [manifest.input.name]: warmUpImage(ort) };
+    for (let run = 0; run < WARM_UP_RUNS; run++) {
+      await inference.run(warmUp);
+      await new Promise((resolve) => setTimeout(resolve)); // let drawing go on in between
+    }
     session = { ort, inference };
   })();
   started.then(

@@ -132,11 +132,7 @@ export function readPixels(canvas, { maxSide = 280, ink = 1, background = 0 } = 
   const scale = Math.min(1, maxSide / Math.max(canvas.width, canvas.height));
   const width = Math.max(1, Math.round(canvas.width * scale));
   const height = Math.max(1, Math.round(canvas.height * scale));
-  const small = document.createElement('canvas');
-  small.width = width;
-  small.height = height;
-  const context = small.getContext('2d', { willReadFrequently: true });
-  context.imageSmoothingQuality = 'high';
+  const context = scratchContext(width, height);
   context.drawImage(canvas, 0, 0, width, height);
   const rgba = context.getImageData(0, 0, width, height).data;
   const data = new Float32Array(width * height);
@@ -144,6 +140,18 @@ export function readPixels(canvas, { maxSide = 280, ink = 1, background = 0 } = 
     data[index] = background + ((ink - background) * rgba[4 * index]) / BYTE_MAX;
   }
   return { data, height, width };
+}
+
+// One small canvas, reused, to scale the pad down and read it back (a new one per prediction costs more).
+let scratch = null;
+function scratchContext(width, height) {
+  scratch ??= document.createElement('canvas').getContext('2d', { willReadFrequently: true });
+  if (scratch.canvas.width !== width || scratch.canvas.height !== height) {
+    scratch.canvas.width = width;
+    scratch.canvas.height = height;
+  }
+  scratch.imageSmoothingQuality = 'high';
+  return scratch;
 }
 
 // devicePixelContentBoxSize is exact where it is right; Chromium's device emulation leaves it in CSS pixels.
