@@ -88,6 +88,12 @@ class Model:
         chosen = self.manifest["variants"][self.variant]
         self.file_sha256 = {variant["file"]: variant["sha256"] for variant in self.manifest["variants"].values()}
         self.session = create_session(self.files[chosen["file"]])
+        if self.variant != self.manifest["default_variant"]:
+            # The page runs the manifest's default variant: make that the one this server runs too,
+            # so the browser and the server never answer with different files under one model id.
+            self.manifest["default_variant"] = self.variant
+            self.manifest["model_id"] = f"{self.manifest['model_id']}-{self.variant}"
+            self.manifest_bytes = json.dumps(self.manifest, indent=2).encode() + b"\n"
         self.model_id = self.manifest["model_id"]
         self.labels = [int(label) for label in self.manifest["labels"]]
         self.input_name = self.manifest["input"]["name"]

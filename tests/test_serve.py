@@ -147,6 +147,16 @@ def test_unknown_variant_is_refused(manifest):
         create_app({"MODEL_VARIANT": "fp64"})
 
 
+def test_a_server_running_int8_tells_the_page_to_run_int8_too(start_server, manifest, confident_digits):
+    base_url = start_server(MODEL_VARIANT="int8")
+    served = json.loads(request(base_url, "GET", "/model/manifest.json").body)
+    assert served["default_variant"] == "int8" and served["model_id"] != manifest["model_id"]
+    label, digit = confident_digits[0]
+    answer = post(base_url, encode(Image.fromarray(digit), "PNG"), "image/png").json()
+    assert answer["digit"] == label
+    assert answer["model"] == served["model_id"]
+
+
 def test_files_changed_on_disk_after_start_are_never_served(start_server, artifacts_copy, manifest):
     base_url = start_server(ARTIFACTS_DIR=str(artifacts_copy))
     entry = manifest["variants"][manifest["default_variant"]]
