@@ -87,7 +87,9 @@ def test_browser_answer_equals_server_answer_for_the_same_drawing(open_page, liv
     pixels = page_input(page)
     png = io.BytesIO()
     Image.fromarray(np.round(pixels * 255).astype(np.uint8), "L").save(png, "PNG")
-    on_server = post(live_server, png.getvalue(), "image/png").json()
+    answer = post(live_server, png.getvalue(), "image/png")
+    assert answer.status == 200, (answer.status, answer.body[:300], float(pixels.max()))
+    on_server = answer.json()
 
     assert in_browser["backend"] == "browser"
     assert on_server["model"] == in_browser["model"]

@@ -241,7 +241,7 @@ def test_predict_cli_reads_files_without_a_server(tmp_path, confident_digits, ma
     result = run_python("-m", "serve.predict", "--json", "--variant", "int8", str(good))
     assert result.returncode == 0
     answer = json.loads(result.stdout)
-    assert answer["file"] == str(good) and answer["digit"] == label and answer["model"] == manifest["model_id"]
+    assert answer["file"] == str(good) and answer["digit"] == label and answer["model"] == f"{manifest['model_id']}-int8"
 
 
 def test_slow_clients_do_not_hold_the_workers(start_server, confident_digits):
