@@ -19,7 +19,7 @@ import time
 from bench.measure import median, percentile
 from bench.models import load_manifest, mnist_test, pad_image, png_bytes
 from bench.report import ROOT, Section, Target, format_bytes, run_section, script_command, table
-from bench.servers import ServerProcess
+from bench.servers import SERVE_ENVIRONMENT, ServerProcess
 
 WARM_TARGET_MS = 5.0
 THROTTLED_TARGET_MS = 25.0
@@ -204,7 +204,7 @@ def measure(args):
     cold_rounds, warm_count = (1, 10) if args.quick else (3, 100)
     images, _ = mnist_test(1)
     arguments = ["-m", "serve", "--port", "0"] + (["--artifacts", str(args.artifacts)] if args.artifacts.resolve() != ROOT / "artifacts" else [])
-    server = ServerProcess("ours", arguments, args.work_dir / "logs" / "browser-serve.log")
+    server = ServerProcess("ours", arguments, args.work_dir / "logs" / "browser-serve.log", SERVE_ENVIRONMENT)
     proxy = None
     with server.start(png_bytes(pad_image(images[0]))), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=fixtures.CHROMIUM, args=fixtures.CHROMIUM_ARGS)

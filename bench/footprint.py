@@ -135,6 +135,7 @@ def measure(args):
         server_rows.append([name, f"`{command}`", format_seconds(figures["first_answer_seconds"]),
                             format_megabytes(figures["resident_bytes"]), format_megabytes(figures["peak_bytes"])])
     ours, peer = server_figures["ours"], server_figures["peer"]
+    bare_onnx_resident = median([run["resident_bytes"] for run in cold["onnxruntime + fp32 reader"]])
     served, resident_after, peak_after = memory_after_load
 
     sizes = extra_sizes()
@@ -155,6 +156,7 @@ def measure(args):
         Target("serving process resident memory", f"≤ {format_megabytes(RESIDENT_TARGET)}",
                f"{format_megabytes(ours['resident_bytes'])} after the first answer, {format_megabytes(resident_after)} after {served:,} requests",
                max(ours["resident_bytes"], resident_after) <= RESIDENT_TARGET,
+               f"onnxruntime + numpy alone, no server: {format_megabytes(bare_onnx_resident)}; "
                f"Flask + Keras peer: {format_megabytes(peer['resident_bytes'])}"),
         Target("serving process start to first answer", f"≤ {format_seconds(FIRST_ANSWER_TARGET)}",
                format_seconds(ours["first_answer_seconds"]), ours["first_answer_seconds"] <= FIRST_ANSWER_TARGET,

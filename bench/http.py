@@ -35,13 +35,15 @@ def pool(runs):
         pooled.wrong_digits += run.wrong_digits
         pooled.elapsed += run.elapsed
         pooled.client_cpu += run.client_cpu
+        pooled.server_cpu += run.server_cpu
     return pooled
 
 
 def load_line(server, result, throughput):
     return [server.name, result.concurrency, f"{result.completed:,}", result.errors, result.wrong_digits,
             f"{throughput:,.0f}", format_seconds(result.latency_percentile(50)),
-            format_seconds(result.latency_percentile(99)), f"{100 * result.client_cpu / result.elapsed:.0f}%"]
+            format_seconds(result.latency_percentile(99)), f"{100 * result.server_cpu / result.elapsed:.0f}%",
+            f"{100 * result.client_cpu / result.elapsed:.0f}%"]
 
 
 def measure(args):
@@ -60,8 +62,10 @@ def measure(args):
             for round_index in range(rounds):
                 order = servers if round_index % 2 == 0 else servers[::-1]
                 for server in order:
-                    results[server, concurrency].append(
-                        run_load(server.port, requests[server], labels, concurrency=concurrency, duration=duration))
+                    cpu_before = server.cpu_seconds()
+                    run = run_load(server.port, requests[server], labels, concurrency=concurrency, duration=duration)
+                    run.server_cpu = server.cpu_seconds() - cpu_before
+                    results[server, concurrency].append(run)
         served = sum(result.completed for (server, _), runs in results.items() if server is ours for result in runs)
         memory_at_end = ours.memory()
 
@@ -97,12 +101,13 @@ def measure(args):
         f"(8-bit grey PNG, {min(png_sizes):,}–{max(png_sizes):,} bytes), `Content-Type: image/png`. "
         f"Load: bench/load.py, closed loop, keep-alive; {rounds} round(s) of {duration:g} s per server and concurrency, "
         "alternating servers; req/s is the median over rounds, p50/p99 pool every request.",
-        table(["Server", "Clients", "Requests", "Errors", "Wrong digit", "Req/s", "p50", "p99", "Client CPU (of one core)"], rows),
+        table(["Server", "Clients", "Requests", "Errors", "Wrong digit", "Req/s", "p50", "p99", "Server CPU", "Client CPU"], rows),
         table(["Clients", "Throughput, ours ÷ peer", "p50, peer ÷ ours"], ratio_rows),
         f"Our server's resident memory: {format_megabytes(memory_at_start)} after its first answer, "
         f"{format_megabytes(memory_at_end[0])} after {served:,} more requests (peak {format_megabytes(memory_at_end[1])}).",
-        "The load generator is one Python thread on the same 2 cores; its CPU share is in the table. "
-        "When the client column nears 100%, the client, not the server, sets the ceiling.",
+        "CPU columns are percent of one core over the run (200% = both cores). The load generator is one Python "
+        "thread on the same 2 cores; when its column nears 100%, the client, not the server, sets the ceiling. "
+        "A Python server whose column stays near 100% is held by its interpreter lock, whatever its thread count.",
     ])
     return Section("HTTP /predict", script_command("bench.http", args), markdown, targets)
 

@@ -33,6 +33,7 @@ class LoadResult:
     errors: int = 0                                 # non-200, broken connections, timeouts
     elapsed: float = 0.0
     client_cpu: float = 0.0
+    server_cpu: float = 0.0                         # filled in by callers that can see the server process
 
     @property
     def completed(self):

@@ -50,9 +50,9 @@ class Section:
         return cls(**{**data, "targets": [Target(**target) for target in data["targets"]]})
 
 
-def section_parser(description):
+def section_parser(module, description):
     """The flags every bench script takes."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--quick", action="store_true", help="a smoke run: few repeats, tiny models, seconds not minutes")
     parser.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS_DIR,
                         help="the shipped model files and manifest.json (default: %(default)s)")
@@ -77,7 +77,7 @@ def run_section(module, description, measure):
     import time
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = section_parser(description).parse_args()
+    args = section_parser(module, description).parse_args()
     args.work_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     section = measure(args)
