@@ -38,9 +38,18 @@ class NoInkError(ValueError):
     """The image is blank, so there is no digit to read (HTTP 422)."""
 
 
+_largest_pixel_limit = 0
+
+
 def set_pixel_limit(max_pixels):
-    """Make Pillow's own decompression-bomb guard match ours, refusing rather than warning."""
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    """Set Pillow's own decompression-bomb guard explicitly, refusing rather than warning.
+
+    Pillow's limit is process-wide, so it is the largest any app in this process asked for; each
+    app's own, possibly smaller, limit is enforced from the image header in open_image.
+    """
+    global _largest_pixel_limit
+    _largest_pixel_limit = max(_largest_pixel_limit, max_pixels)
+    Image.MAX_IMAGE_PIXELS = _largest_pixel_limit
     # Pillow only warns between its limit and twice that; a server must refuse instead.
     warnings.simplefilter("error", Image.DecompressionBombWarning)
 

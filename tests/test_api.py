@@ -249,4 +249,14 @@ def test_unknown_model_file_is_404_json(live_server):
 def test_int8_variant_server(start_server, manifest, seven):
     base_url = start_server(MODEL_VARIANT="int8")
     assert request(base_url, "GET", "/healthz").json()["variant"] == "int8"
-    assert_prediction(post(base_url, encode(enlarge(seven), "PNG"), "image/png"), 7, manifest)
+    answer = post(base_url, encode(enlarge(seven), "PNG"), "image/png")
+    assert answer.status == 200 and answer.json()["digit"] == 7
+    assert answer.json()["model"] == f"{manifest['model_id']}-int8"
+
+
+def test_a_small_pixel_limit_on_one_server_does_not_shrink_another(start_server, live_server, seven, manifest):
+    # Pillow's guard is process-wide; one app's stricter limit must not leak into the others.
+    strict = start_server(MAX_IMAGE_PIXELS=100)
+    image = encode(enlarge(seven), "PNG")
+    assert post(strict, image, "image/png").status == 413
+    assert_prediction(post(live_server, image, "image/png"), 7, manifest)
