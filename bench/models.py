@@ -119,6 +119,30 @@ def run_tflite(interpreter, digits):
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
+def onnx_classifier(keras_path, work_dir, name):
+    """A Keras classifier exported to ONNX the way convert/ exports ours; cached by the Keras file's hash."""
+    target = Path(work_dir) / f"{name}-{file_sha256(keras_path)[:12]}.onnx"
+    if not target.exists():
+        from convert.export import export_classifier
+
+        target.write_bytes(export_classifier(load_keras(keras_path)).SerializeToString())
+    return target
+
+
+def multiply_adds(model):
+    """Multiply-adds per digit in a Keras model's Conv2D and Dense layers: the arithmetic any runtime must do."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            height, width, channels = layer.output.shape[1:]
+            total += height * width * channels * int(np.prod(layer.kernel_size)) * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return int(total)
+
+
 def seed_training_args(quick):
     if quick:
         return ["--epochs", "1", "--limit", "2000", "--test-limit", "500", "--no-augment"]
