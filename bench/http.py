@@ -78,6 +78,7 @@ def measure(args):
                 "throughput": median([run.throughput for run in runs]),
                 "p50": pooled.latency_percentile(50), "p99": pooled.latency_percentile(99), "errors": pooled.errors,
                 "server_cpu": 100 * pooled.server_cpu / pooled.elapsed, "client_cpu": 100 * pooled.client_cpu / pooled.elapsed,
+                "cpu_per_request": pooled.server_cpu / max(1, pooled.completed),
             }
             rows.append(load_line(server, pooled, summary[server, concurrency]["throughput"]))
         ours_figures, peer_figures = summary[ours, concurrency], summary[peer, concurrency]
@@ -91,9 +92,12 @@ def measure(args):
                single["p50"] <= P50_TARGET, "of which the model, normalisation included: see Model latency (ONNX reader)"),
         Target(f"/predict throughput, {CONCURRENCY[-1]} clients, zero errors", f"≥ {THROUGHPUT_TARGET} req/s",
                f"{full['throughput']:,.0f} req/s, {full['errors']} errors", full["throughput"] >= THROUGHPUT_TARGET and full["errors"] == 0,
-               f"our server used {full['server_cpu']:.0f}% CPU (of 200%), the load generator {full['client_cpu']:.0f}%"),
+               f"our server used {full['server_cpu']:.0f}% CPU (of 200%), {single['cpu_per_request'] * 1e3:.2f} ms of CPU per "
+               f"request with one client; the load generator {full['client_cpu']:.0f}%"),
         Target(f"/predict throughput vs Flask + Keras, {CONCURRENCY[-1]} clients", f"≥ {PEER_RATIO_TARGET}×",
-               format_ratio(peer_ratio), peer_ratio is not None and peer_ratio >= PEER_RATIO_TARGET),
+               format_ratio(peer_ratio), peer_ratio is not None and peer_ratio >= PEER_RATIO_TARGET,
+               f"the peer used {summary[peer, CONCURRENCY[-1]]['server_cpu']:.0f}% CPU for "
+               f"{summary[peer, CONCURRENCY[-1]]['throughput']:,.1f} req/s"),
     ]
     png_sizes = [len(body) for body in bodies]
     markdown = "\n\n".join([
