@@ -11,7 +11,9 @@ def open_session(model):
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
-    source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model) if not isinstance(model, bytes) else model
+    if hasattr(model, "SerializeToString"):
+        model = model.SerializeToString()
+    source = model if isinstance(model, bytes) else str(model)
     return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
