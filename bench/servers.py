@@ -123,6 +123,13 @@ def process_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds():
+    """CPU seconds all cores of this machine have spent busy since boot (from /proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def post(port, body, content_type, path="/predict"):
     """One POST on a fresh connection; returns (status, body bytes)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
