@@ -46,9 +46,9 @@ def keras_reference_path(artifacts_dir, manifest):
 def classifier_tensor_names():
     """The bare classifier's input and output inside a reader, as convert/export.py names them."""
     from convert.export import CLASSIFIER_PREFIX
-    from convert.normalization import CLASSIFIER_INPUT_NAME, PROBABILITIES_NAME
+    from reader.contract import CLASSIFIER_INPUT_NAME, CLASSIFIER_OUTPUT_NAME
 
-    return CLASSIFIER_PREFIX + CLASSIFIER_INPUT_NAME, CLASSIFIER_PREFIX + PROBABILITIES_NAME
+    return CLASSIFIER_PREFIX + CLASSIFIER_INPUT_NAME, CLASSIFIER_PREFIX + CLASSIFIER_OUTPUT_NAME
 
 
 def extract_classifier(path):
@@ -144,14 +144,15 @@ def multiply_adds(model):
 
 
 def seed_training_args(quick):
+    """The seed app's recipe: its CNN on MNIST as it is, ten classes, no augmentation."""
     if quick:
-        return ["--epochs", "1", "--limit", "2000", "--test-limit", "500", "--no-augment"]
-    return ["--epochs", str(SEED_EPOCHS)]
+        return ["--recipe", "mnist", "--epochs", "1", "--limit", "2000", "--validation-digits", "200", "--test-limit", "500"]
+    return ["--recipe", "mnist", "--epochs", str(SEED_EPOCHS)]
 
 
 def seed_model_path(work_dir, quick):
     """The seed app's CNN, trained as ours is (`python -m train --architecture seed`); trained once, then cached."""
-    output_dir = Path(work_dir) / ("seed-quick" if quick else "seed")
+    output_dir = Path(work_dir) / ("seed-mnist-quick" if quick else "seed-mnist")
     model_file, summary_file = output_dir / "model.keras", output_dir / "train_summary.json"
     arguments = ["-m", "train", "--architecture", "seed", *seed_training_args(quick), "--output-dir", str(output_dir)]
     if not (model_file.exists() and summary_file.exists()):

@@ -72,12 +72,15 @@ def script_command(module, args, extra=()):
     return shlex.join(words)
 
 
-def run_section(module, description, measure):
+def run_section(module, description, measure, add_arguments=None):
     """main() of a bench script: parse flags, measure, print the markdown, write the JSON."""
     import time
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = section_parser(module, description).parse_args()
+    parser = section_parser(module, description)
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args()
     args.work_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     section = measure(args)

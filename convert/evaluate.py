@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from convert.normalization import INPUT_NAME, NORMALIZED_NAME, PROBABILITIES_NAME
+from reader.contract import INPUT_NAME, NORMALIZED_NAME, NOT_DIGIT_NAME, PROBABILITIES_NAME, VERDICT_NAME
+
+READER_OUTPUTS = (PROBABILITIES_NAME, NOT_DIGIT_NAME, VERDICT_NAME, NORMALIZED_NAME)
 
 
 def open_session(model):
@@ -17,14 +19,16 @@ def open_session(model):
     return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
+def read_all(session, images):
+    """Run the reader on each image [H, W] in [0, 1]: {output name: stacked outputs} for every reader output."""
+    results = [session.run(list(READER_OUTPUTS), {INPUT_NAME: np.ascontiguousarray(image, np.float32)}) for image in images]
+    return {name: np.stack([result[index] for result in results]) for index, name in enumerate(READER_OUTPUTS)}
+
+
 def read_digits(session, images):
-    """Run the reader on each image [H, W] in [0, 1]; returns probabilities [N, 10] and normalized [N, 28, 28]."""
-    probabilities, normalized = [], []
-    for image in images:
-        result = session.run([PROBABILITIES_NAME, NORMALIZED_NAME], {INPUT_NAME: np.ascontiguousarray(image, np.float32)})
-        probabilities.append(result[0])
-        normalized.append(result[1])
-    return np.stack(probabilities), np.stack(normalized)
+    """Probabilities [N, 10] and normalised digits [N, 28, 28] of the reader on each image."""
+    outputs = read_all(session, images)
+    return outputs[PROBABILITIES_NAME], outputs[NORMALIZED_NAME]
 
 
 def accuracy(probabilities, labels):

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from convert.normalization import CLASSIFIER_INPUT_NAME
+from reader.contract import CLASSIFIER_INPUT_NAME
 
 
 class _DigitReader:

@@ -29,7 +29,8 @@ def read_manifest(artifacts_dir):
         manifest = json.loads(manifest_bytes)
         files = {name: variant["file"] for name, variant in manifest["variants"].items()}
         manifest["default_variant"], manifest["model_id"], manifest["labels"]
-        manifest["input"]["name"], manifest["outputs"]["probabilities"]["name"]
+        manifest["input"]["name"], manifest["outputs"]["probabilities"]["name"], manifest["outputs"]["not_digit"]["name"]
+        manifest["outputs"]["verdict"]["name"], manifest["outputs"]["verdict"]["values"]
     except (ValueError, KeyError, TypeError) as error:
         raise ModelError(f"{path}: not a valid model manifest ({type(error).__name__}: {error})") from None
     for file_name in files.values():
@@ -97,22 +98,25 @@ class Model:
         self.model_id = self.manifest["model_id"]
         self.labels = [int(label) for label in self.manifest["labels"]]
         self.input_name = self.manifest["input"]["name"]
-        self.output_names = [self.manifest["outputs"]["probabilities"]["name"]]
+        outputs = self.manifest["outputs"]
+        self.output_names = [outputs[key]["name"] for key in ("probabilities", "not_digit", "verdict")]
+        self.verdicts = outputs["verdict"]["values"]
         self.ink_threshold = float(self.manifest.get("normalization", {}).get("ink_threshold", 0.0))
         self.manifest_sha256 = hashlib.sha256(self.manifest_bytes).hexdigest()
 
-    def probabilities(self, image):
-        """Softmax over the labels for one float32 [H, W] image (ink = 1)."""
-        (probabilities,) = self.session.run(self.output_names, {self.input_name: image})
-        return probabilities
+    def read(self, image):
+        """The model's probabilities [10], not_digit [1] and verdict [1] for one float32 [H, W] image (ink = 1)."""
+        return self.session.run(self.output_names, {self.input_name: image})
 
     def predict(self, image):
-        """The JSON-ready answer for one image."""
-        probabilities = self.probabilities(image)
+        """The JSON-ready answer for one image; the verdict is the model's own, so page and server agree."""
+        probabilities, not_digit, verdict = self.read(image)
         best = int(np.argmax(probabilities))
         return {
             "digit": self.labels[best],
             "confidence": float(probabilities[best]),
             "probabilities": probabilities.tolist(),
+            "verdict": self.verdicts[int(verdict[0])],
+            "not_digit": float(not_digit[0]),
             "model": self.model_id,
         }

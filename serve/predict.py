@@ -1,7 +1,7 @@
 """Read digits from image files without a server: `python -m serve.predict IMAGE... [--json]`.
 
 Uses the same checked model and the same decoding as POST /predict. Prints one line per file
-(`path: 7 (99.3%)`), or with --json one JSON object per line with the API's fields plus "file".
+(`path: 7 (99.3%)`, `path: 7? unsure (41.0%)` or `path: not a digit`), or with --json one JSON object per line with the API's fields plus "file".
 Exits 1 if any file could not be read or holds no digit.
 """
 
@@ -38,6 +38,15 @@ def predict_file(model, path):
         return {"error": str(error)}
 
 
+def describe(answer):
+    """One line for a person: the digit, a hedged guess, or no digit at all."""
+    if answer["verdict"] == "not_digit":
+        return "not a digit"
+    if answer["verdict"] == "unsure":
+        return f"{answer['digit']}? unsure ({answer['confidence']:.1%})"
+    return f"{answer['digit']} ({answer['confidence']:.1%})"
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -54,7 +63,7 @@ def main(argv=None):
         elif "error" in answer:
             print(f"{path}: error: {answer['error']}")
         else:
-            print(f"{path}: {answer['digit']} ({answer['confidence']:.1%})")
+            print(f"{path}: {describe(answer)}")
     return 1 if failed else 0
 
 

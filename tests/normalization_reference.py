@@ -6,7 +6,8 @@ than onnxruntime's code, so an agreement means the graph computes what the speci
 
 import numpy as np
 
-from convert.normalization import BOX_SIZE, CANVAS_SIZE, CENTRE, INK_THRESHOLD, MASS_EPSILON
+from reader.contract import CANVAS_SIZE
+from reader.normalization import BOX_SIZE, CENTRE, INK_THRESHOLD, MASS_EPSILON
 
 
 def resize_weights(in_size, scale, out_size):

@@ -1,9 +1,10 @@
-"""The normalisation graph (convert/normalization.py) against its numpy oracle, and its edge cases."""
+"""The normalisation graph (reader/normalization.py) against its numpy oracle, and its edge cases."""
 
 import numpy as np
 import pytest
 
-from convert.normalization import CANVAS_SIZE, Normalizer
+from reader.contract import CANVAS_SIZE
+from reader.normalization import Normalizer
 from tests.normalization_reference import normalize_reference
 
 TOLERANCE = 1e-4

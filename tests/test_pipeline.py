@@ -18,7 +18,8 @@ def tiny_run(tmp_path_factory, mnist):
     np.savez(npz, x_train=mnist["x_train"][:2000], y_train=mnist["y_train"][:2000],
              x_test=mnist["x_test"][:500], y_test=mnist["y_test"][:500])
     run = lambda *args: subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=900)
-    trained = run("-m", "train", "--npz", str(npz), "--epochs", "3", "--output-dir", str(root / "build"))
+    trained = run("-m", "train", "--npz", str(npz), "--epochs", "3", "--validation-digits", "400",
+                  "--output-dir", str(root / "build"), "--prepared-dir", str(root / "prepared"))
     assert trained.returncode == 0, trained.stderr[-2000:]
     converted = run("-m", "convert", "--npz", str(npz), "--train-dir", str(root / "build"),
                     "--artifacts-dir", str(root / "artifacts"), "--calibration-digits", "200")
@@ -28,8 +29,10 @@ def tiny_run(tmp_path_factory, mnist):
 
 def test_training_writes_a_summary(tiny_run):
     summary = json.loads((tiny_run.parent / "build" / "train_summary.json").read_text())
-    assert summary["train_digits"] == 2000 and summary["test_digits"] == 500
+    assert summary["train_digits"] == 1600 and summary["validation_digits"] == 400 and summary["test_digits"] == 500
     assert len(summary["history"]) == 3 and summary["config"]["epochs"] == 3
+    assert summary["classes"] == 11 and 0 < summary["multiply_adds"] <= 3_000_000
+    assert set(summary["verdict"]) >= {"not_digit_at_least", "sure_at_least", "digits_refused", "non_digits_caught"}
 
 
 def test_conversion_writes_both_variants_with_their_hashes(tiny_run):
@@ -49,8 +52,11 @@ def test_converted_model_reads_digits_with_onnxruntime(tiny_run, mnist):
     session = onnxruntime.InferenceSession(str(tiny_run / manifest["variants"]["fp32"]["file"]))
     correct = 0
     for image, label in zip(mnist["x_test"][-200:], mnist["y_test"][-200:]):
-        probabilities, normalized = session.run(None, {manifest["input"]["name"]: image.astype(np.float32) / 255.0})
-        assert probabilities.shape == (10,) and normalized.shape == (28, 28)
+        outputs = dict(zip([o.name for o in session.get_outputs()],
+                           session.run(None, {manifest["input"]["name"]: image.astype(np.float32) / 255.0})))
+        probabilities = outputs[manifest["outputs"]["probabilities"]["name"]]
+        assert probabilities.shape == (10,) and outputs[manifest["outputs"]["normalized"]["name"]].shape == (28, 28)
+        assert outputs[manifest["outputs"]["verdict"]["name"]].shape == (1,)
         correct += int(np.argmax(probabilities) == label)
     # Three epochs on 2,000 distorted digits is far from the real model, but well above chance (0.1).
     assert correct / 200 > 0.3

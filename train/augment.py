@@ -20,7 +20,7 @@ THIN_PROBABILITY = 0.2
 CLEAN_PROBABILITY = 0.25  # some digits stay as they are, so the model keeps seeing real MNIST
 
 
-def _random_affine(rng, size):
+def random_affine(rng, size):
     """Inverse affine coefficients (PIL's convention) for a random rotation/shear/stretch about the centre."""
     angle = math.radians(rng.uniform(-MAX_ROTATION_DEGREES, MAX_ROTATION_DEGREES))
     shear = rng.uniform(-MAX_SHEAR, MAX_SHEAR)
@@ -43,7 +43,7 @@ def augment_digit(image, rng):
     picture = Image.fromarray(image).resize((size, size), Image.BILINEAR)
     canvas = Image.new("L", (size * 3 // 2, size * 3 // 2))
     canvas.paste(picture, (size // 4, size // 4))
-    canvas = canvas.transform(canvas.size, Image.AFFINE, _random_affine(rng, canvas.size[0]), resample=Image.BILINEAR)
+    canvas = canvas.transform(canvas.size, Image.AFFINE, random_affine(rng, canvas.size[0]), resample=Image.BILINEAR)
     roll = rng.random()
     if roll < THICKEN_PROBABILITY:
         canvas = canvas.filter(ImageFilter.MaxFilter(3))

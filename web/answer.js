@@ -1,14 +1,15 @@
 /**
  * The answer panel: the predicted digit (large), how sure the model is, the 28x28 image it actually saw,
  * the ten bars, and a spoken summary for screen readers. data-state on the panel drives its look:
- * empty | busy | sure | unsure | error.
+ * empty | sure | unsure | not-digit | error. The model itself decides sure, unsure or not a digit (its
+ * `verdict` output), so the page and the server always say the same thing about one drawing.
  */
 import { createChart } from './chart.js';
 
 const BYTE_MAX = 255; // canvas channels are bytes
 
 /** Wire the panel `root` (the [data-testid=result] section of index.html). */
-export function createAnswer(root, { unsureBelow }) {
+export function createAnswer(root) {
   const digit = root.querySelector('#digit');
   const caption = root.querySelector('#caption');
   const preview = root.querySelector('#preview');
@@ -61,23 +62,25 @@ export function createAnswer(root, { unsureBelow }) {
     /** Show a prediction from the classifier. */
     showResult(result) {
       setLabels(result.labels);
-      const sure = result.confidence >= unsureBelow;
       const percent = Math.round(100 * result.confidence);
+      const look = VERDICT_LOOKS[result.verdict] ?? VERDICT_LOOKS.unsure;
       root.classList.remove('busy', 'stale');
-      root.dataset.state = sure ? 'sure' : 'unsure';
-      root.dataset.digit = result.label;
+      root.dataset.state = look.state;
+      root.dataset.verdict = result.verdict;
+      if (look.state === 'not-digit') delete root.dataset.digit;
+      else root.dataset.digit = result.label;
       root.dataset.backend = result.backend;
       root.dataset.model = result.model;
       // How long the classifier took, read by bench/ (in-page inference, or the round trip to the server).
       root.dataset.milliseconds = result.milliseconds.toFixed(2);
-      digit.textContent = result.label;
-      caption.textContent = sure ? `${percent}% sure` : `Not sure. Maybe ${result.label} (${percent}%)`;
+      digit.textContent = look.state === 'not-digit' ? '' : result.label;
+      caption.textContent = look.caption(result.label, percent);
       const where = result.backend === 'browser' ? 'in this browser' : 'by the server';
       source.textContent = `answered ${where} in ${Math.max(1, Math.round(result.milliseconds))} ms`;
-      chart.show(result.probabilities, result.index);
+      chart.show(result.probabilities, look.state === 'not-digit' ? -1 : result.index);
       root.classList.toggle('has-preview', Boolean(result.normalized));
       if (result.normalized) paintPreview(preview, result.normalized);
-      announce(sure ? `That is a ${result.label}.` : `Not sure. Maybe a ${result.label}.`);
+      announce(look.spoken(result.label));
     },
 
     /** The server is failing and the prediction will be tried again in `delayMs`. */
@@ -94,6 +97,21 @@ export function createAnswer(root, { unsureBelow }) {
     },
   };
 }
+
+// How each of the model's verdicts looks and sounds.
+const VERDICT_LOOKS = {
+  digit: { state: 'sure', caption: (_, percent) => `${percent}% sure`, spoken: (label) => `That is a ${label}.` },
+  unsure: {
+    state: 'unsure',
+    caption: (label, percent) => `Not sure. Maybe ${label} (${percent}%)`,
+    spoken: (label) => `Not sure. Maybe a ${label}.`,
+  },
+  not_digit: {
+    state: 'not-digit',
+    caption: () => 'That doesn’t look like a digit — try again',
+    spoken: () => 'That doesn’t look like a digit. Try again.',
+  },
+};
 
 function describeError(error) {
   if (error.status === 0) return 'The recognizer cannot be reached.';

@@ -93,7 +93,8 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
     },
     /**
      * Classify `image` ({data, height, width}) in the page when the model is running there, else on the
-     * server. Resolves to {index, label, confidence, probabilities, normalized, backend, model, milliseconds}.
+     * server. Resolves to {index, label, confidence, probabilities, verdict, notDigit, normalized, backend, model,
+     * milliseconds}.
      */
     async classify(image, { onRetry = () => {}, signal } = {}) {
       if (state === 'ready') return runInBrowser(session, manifest, image, queue);
@@ -129,6 +130,8 @@ async function runInBrowser({ ort, inference }, manifest, image, queue) {
   const normalizedTensor = outputs[manifest.outputs.normalized.name];
   const [height, width] = normalizedTensor.dims;
   return describe(probabilities, manifest, {
+    verdict: manifest.outputs.verdict.values[Number(outputs[manifest.outputs.verdict.name].data[0])],
+    notDigit: outputs[manifest.outputs.not_digit.name].data[0],
     normalized: { data: normalizedTensor.data, height, width },
     backend: 'browser',
     model: manifest.model_id,
@@ -144,6 +147,8 @@ async function askServer(image, manifest, { onRetry, signal, browserReady }) {
     try {
       const answer = await postImage(body, signal);
       return describe(answer.probabilities, manifest, {
+        verdict: answer.verdict,
+        notDigit: answer.not_digit,
         normalized: null,
         backend: 'server',
         model: answer.model,

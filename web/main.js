@@ -19,7 +19,7 @@ const timers = { autoPredict: 0, idle: 0 };
 let running = null; // AbortController of the prediction under way, if any
 
 const serviceWorker = registerServiceWorker();
-const answer = createAnswer(elements.result, settings);
+const answer = createAnswer(elements.result);
 const status = createStatus(elements.status);
 const classifier = createClassifier({
   onProgress: status.showProgress,

@@ -10,8 +10,6 @@ export const DEFAULTS = Object.freeze({
   autoPredictDelayMs: 600,
   // Long enough not to wipe the drawing of someone who is merely thinking.
   idleClearSeconds: 45,
-  // Below this confidence the answer is shown as a guess ("not sure").
-  unsureBelow: 0.6,
 });
 
 /** Settings from a query string such as location.search; bad values fall back to the defaults. */
@@ -25,6 +23,5 @@ export function readSettings(search) {
     autoPredict: query.has('auto') ? !['0', 'false', 'off'].includes(query.get('auto')) : DEFAULTS.autoPredict,
     autoPredictDelayMs: number('delay', DEFAULTS.autoPredictDelayMs),
     idleClearSeconds: number('idle', DEFAULTS.idleClearSeconds),
-    unsureBelow: DEFAULTS.unsureBelow,
   };
 }

@@ -14,17 +14,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-OPSET = 18
-CANVAS_SIZE = 28           # side of the image the classifier sees
+from reader.contract import CANVAS_SIZE, CLASSIFIER_INPUT_NAME, INPUT_NAME, IR_VERSION, NORMALIZED_NAME, OPSET
+
 BOX_SIZE = 20              # the ink is scaled to fit a BOX_SIZE x BOX_SIZE box
 CENTRE = 14.0              # where MNIST puts the centre of mass (pixel-index coordinates)
 INK_THRESHOLD = 0.1        # pixels at or below this are background: they neither crop nor count
 MASS_EPSILON = 1e-6        # keeps a blank image finite (no 0/0)
-
-INPUT_NAME = "image"
-PROBABILITIES_NAME = "probabilities"
-NORMALIZED_NAME = "normalized"
-CLASSIFIER_INPUT_NAME = "digits"  # NHWC [1, 28, 28, 1], the normalised digit handed to the CNN
 
 
 def describe_normalization():
@@ -161,8 +156,8 @@ def build_normalization_model():
             helper.make_tensor_value_info(CLASSIFIER_INPUT_NAME, TensorProto.FLOAT, [1, CANVAS_SIZE, CANVAS_SIZE, 1]),
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="convert.normalization")
-    model.ir_version = 8  # the newest IR that onnxruntime-web 1.30 and tf2onnx's output agree on
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="reader.normalization")
+    model.ir_version = IR_VERSION
     onnx.checker.check_model(model, full_check=True)
     return model
 
