@@ -33,7 +33,7 @@ PREDICT = '[data-testid="predict"]'
 CLEAR = '[data-testid="clear"]'
 RESULT = '[data-testid="result"]'
 # The answer on screen belongs to the drawing on the pad (no stroke since it was computed).
-SETTLED_ANSWER = f"{RESULT}[data-digit]:not(.stale)"
+SETTLED_ANSWER = f"{RESULT}[data-verdict]:not(.stale)"
 RUNTIME_READY = '#status[data-runtime="ready"]'
 RUNTIME_FAILED = '#status[data-runtime="failed"]'
 OFFLINE_READY = '#status[data-offline="ready"]'

@@ -1,6 +1,7 @@
 """The HTTP contract of docs/API.md, checked against a real waitress server over real HTTP."""
 
 import base64
+import io
 import json
 import threading
 
@@ -23,7 +24,8 @@ def assert_prediction(answer, label, manifest):
     assert answer.status == 200, answer.body
     assert answer.headers["Content-Type"] == "application/json"
     result = answer.json()
-    assert set(result) == {"digit", "confidence", "probabilities", "model"}
+    assert set(result) == {"digit", "confidence", "probabilities", "verdict", "not_digit", "model"}
+    assert result["verdict"] == "digit" and 0 <= result["not_digit"] < manifest["verdict"]["not_digit_at_least"]
     assert result["model"] == manifest["model_id"]
     assert len(result["probabilities"]) == len(manifest["labels"])
     assert sum(result["probabilities"]) == pytest.approx(1, abs=1e-4)
@@ -181,6 +183,43 @@ def test_blank_canvas_is_not_a_digit(live_server, blank):
     answer = post(live_server, encode(blank, "PNG"), "image/png")
     assert answer.status == 422
     assert "no ink" in answer.json()["error"]
+
+
+def doodle_png(strokes, side=280):
+    """Strokes in pad units drawn as the pad draws them: a white round pen on black."""
+    from reader.pen import draw_strokes
+
+    return encode(Image.fromarray(np.round(draw_strokes(strokes, side=side)[0] * 255).astype(np.uint8), "L"), "PNG")
+
+
+NON_DIGITS = {
+    "hash": [[(0.38, 0.15), (0.33, 0.85)], [(0.66, 0.15), (0.61, 0.85)], [(0.15, 0.38), (0.85, 0.38)], [(0.15, 0.63), (0.85, 0.63)]],
+    "star": [[(0.5, 0.12), (0.62, 0.85), (0.15, 0.38), (0.85, 0.38), (0.38, 0.85), (0.5, 0.12)]],
+    "letter_M": [[(0.2, 0.85), (0.25, 0.15), (0.5, 0.6), (0.75, 0.15), (0.8, 0.85)]],
+    "two_digits": [[(0.2, 0.2), (0.2, 0.8)], [(0.45, 0.25), (0.75, 0.25), (0.55, 0.8)]],
+}
+
+
+@pytest.mark.parametrize("name", NON_DIGITS)
+def test_a_doodle_is_not_answered_as_a_digit(live_server, manifest, name):
+    answer = post(live_server, doodle_png(NON_DIGITS[name]), "image/png")
+    assert answer.status == 200, answer.body
+    result = answer.json()
+    assert result["verdict"] in ("not_digit", "unsure"), result
+    assert len(result["probabilities"]) == 10 and result["digit"] == int(np.argmax(result["probabilities"]))
+
+
+def test_verdict_is_the_models_own_output(live_server, manifest, model_path):
+    """The server adds nothing of its own: verdict and not_digit are the graph's outputs, named by the manifest."""
+    session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    outputs = manifest["outputs"]
+    for strokes in NON_DIGITS.values():
+        png = doodle_png(strokes)
+        pixels = np.asarray(Image.open(io.BytesIO(png)), np.float32) / 255.0
+        not_digit, verdict = session.run([outputs["not_digit"]["name"], outputs["verdict"]["name"]], {manifest["input"]["name"]: pixels})
+        result = post(live_server, png, "image/png").json()
+        assert result["verdict"] == outputs["verdict"]["values"][int(verdict[0])]
+        assert result["not_digit"] == pytest.approx(float(not_digit[0]), abs=1e-6)
 
 
 def test_blank_pixels_and_batch_item_are_not_digits(live_server, manifest, seven):

@@ -24,6 +24,9 @@ SHOWN_ANSWER = """() => {
   return {
     digit: result.dataset.digit ?? null,
     state: result.dataset.state,
+    verdict: result.dataset.verdict ?? null,
+    caption: document.querySelector('#caption').textContent,
+    spoken: document.querySelector('#announcer').textContent,
     backend: result.dataset.backend ?? null,
     model: result.dataset.model ?? null,
     probabilities: bars.map((bar) => Number(bar.dataset.probability)),
@@ -94,7 +97,32 @@ def test_browser_answer_equals_server_answer_for_the_same_drawing(open_page, liv
     assert in_browser["backend"] == "browser"
     assert on_server["model"] == in_browser["model"]
     assert str(on_server["digit"]) == in_browser["digit"]
+    assert on_server["verdict"] == in_browser["verdict"] == "digit"
     np.testing.assert_allclose(in_browser["probabilities"], on_server["probabilities"], atol=1e-5)
+
+
+# Drawings that are no digit, as a visitor might scribble them on the pad.
+DOODLES = {
+    "hash": [[(0.38, 0.15), (0.33, 0.85)], [(0.66, 0.15), (0.61, 0.85)], [(0.15, 0.38), (0.85, 0.38)], [(0.15, 0.63), (0.85, 0.63)]],
+    "star": [[(0.5, 0.12), (0.62, 0.85), (0.15, 0.38), (0.85, 0.38), (0.38, 0.85), (0.5, 0.12)]],
+}
+
+
+@pytest.mark.parametrize("name", DOODLES)
+def test_a_doodle_is_answered_calmly_as_not_a_digit(open_page, live_server, name):
+    page = open_ready(open_page, live_server)
+    draw(page, DOODLES[name], "mouse")
+    page.click(PREDICT)
+    page.wait_for_selector(SETTLED_ANSWER)
+    answer = shown_answer(page)
+    assert answer["state"] == "not-digit" and answer["verdict"] == "not_digit", answer
+    assert answer["digit"] is None and answer["predicted"] == []
+    assert "doesn’t look like a digit" in answer["caption"] and "That is a" not in answer["spoken"]
+
+    # The server, sent the very pixels the page read, comes to the same verdict.
+    png = io.BytesIO()
+    Image.fromarray(np.round(page_input(page) * 255).astype(np.uint8), "L").save(png, "PNG")
+    assert post(live_server, png.getvalue(), "image/png").json()["verdict"] == "not_digit"
 
 
 def test_clear_empties_the_pad_and_the_answer(open_page, live_server):
@@ -182,9 +210,9 @@ def test_low_confidence_is_shown_as_not_sure(page):
     page.wait_for_selector(RUNTIME_READY)
     page.evaluate("""async () => {
       const { createAnswer } = await import('/answer.js');
-      const answer = createAnswer(document.querySelector('[data-testid="result"]'), { unsureBelow: 0.6 });
+      const answer = createAnswer(document.querySelector('[data-testid="result"]'));
       const probabilities = [0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.4, 0.2, 0.05];
-      answer.showResult({ index: 7, label: '7', confidence: 0.4, probabilities, labels: [...'0123456789'],
+      answer.showResult({ index: 7, label: '7', confidence: 0.4, probabilities, labels: [...'0123456789'], verdict: 'unsure',
                           normalized: null, backend: 'browser', model: 'm', milliseconds: 1 });
     }""")
     assert shown_answer(page)["state"] == "unsure"

@@ -28,6 +28,7 @@ export function createAnswer(root) {
   function reset(state, text) {
     root.dataset.state = state;
     delete root.dataset.digit;
+    delete root.dataset.verdict;
     digit.textContent = '';
     caption.textContent = text;
     source.textContent = '';
