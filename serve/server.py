@@ -9,7 +9,7 @@ import time
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
 DEFAULT_HOST = "127.0.0.1"  # the kiosk's browser is local; exposing the API is a deliberate choice
@@ -29,7 +29,29 @@ MAX_REQUEST_HEADER_BYTES = 16 * 1024
 OPEN_FILES_WANTED = CONNECTION_LIMIT + 256
 
 
-class JsonErrorTask(ErrorTask):
+class WholeAnswerMixin:
+    """Send the status line and headers with the first body bytes, not in a send() of their own.
+
+    A worker killed mid-answer then leaves either nothing on the wire, which nginx retries on another
+    worker, or the whole of a small answer: never headers without their body, which nothing can retry.
+    """
+
+    def write(self, data):
+        if self.wrote_header:
+            return super().write(data)
+        self.channel.holding = True
+        try:
+            super().write(data)
+        finally:
+            self.channel.holding = False
+        self.channel.release_held()
+
+
+class WholeAnswerTask(WholeAnswerMixin, WSGITask):
+    pass
+
+
+class JsonErrorTask(WholeAnswerMixin, ErrorTask):
     """waitress's own answers (body or headers over the limit, broken framing) as our JSON errors."""
 
     def execute(self):
@@ -50,10 +72,28 @@ class JsonErrorTask(ErrorTask):
 
 
 class DeadlineChannel(HTTPChannel):
-    """A connection that remembers when its current request began to arrive."""
+    """A connection that remembers when its current request began to arrive, and writes whole answers."""
 
+    task_class = WholeAnswerTask
     error_task_class = JsonErrorTask
     request_started = 0.0
+    holding = False
+
+    def __init__(self, *args, **kwargs):
+        self.held = []
+        super().__init__(*args, **kwargs)
+
+    def write_soon(self, data):
+        if self.holding and isinstance(data, bytes):
+            self.held.append(data)
+            return len(data)
+        self.release_held()
+        return super().write_soon(data)
+
+    def release_held(self):
+        if self.held:
+            data, self.held = b"".join(self.held), []
+            super().write_soon(data)
 
     def received(self, data):
         if self.request is None and data:
