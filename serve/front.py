@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from serve.app import DEFAULT_CONFIG, ROOT, SECURITY_HEADERS
@@ -52,7 +52,6 @@ class FrontConfig:
     fail_timeout: str = FAIL_TIMEOUT
     worker_processes: str = "auto"
     access_log: str = "off"
-    extra: dict = field(default_factory=dict)
 
 
 def nginx_types():
@@ -115,13 +114,13 @@ def render(config):
         "security_headers": security_header_lines(),
         "model_locations": model_locations(config.artifacts_dir),
         "revalidate": REVALIDATE,
-        **config.extra,
     }
     return PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), TEMPLATE.read_text())
 
 
 def nginx_binary():
-    found = shutil.which("nginx") or next((path for path in ("/usr/sbin/nginx",) if os.path.exists(path)), None)
+    # /usr/sbin is not on every user's PATH.
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
     if not found:
         raise SystemExit("serve.front: nginx is not installed; `make front` installs Debian's")
     return found
