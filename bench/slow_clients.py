@@ -4,8 +4,9 @@
 
 From 127.0.0.2, S connections each send one byte of a request line per second (never finishing it);
 meanwhile a normal client on 127.0.0.1 asks /healthz and /predict once a second, each with a 5 s timeout.
-Setups: `python -m serve --workers 1`, `--workers N`, and nginx (`serve/front.py`, deploy/nginx/) in front
-of N workers. Not part of `python -m bench`: it needs nginx (`make nginx`); docs/SERVICE.md quotes it.
+Setups: `python -m serve --workers 1`, `--workers N`, gunicorn's threaded workers (the alternative weighed in
+docs/SERVICE.md), and nginx (`serve/front.py`, deploy/nginx/) in front of N workers.
+Not part of `python -m bench`: it needs nginx (`make nginx`); docs/SERVICE.md quotes it.
 """
 
 import http.client
@@ -18,6 +19,7 @@ from bench.http import pad_pngs
 from bench.measure import median
 from bench.report import Section, format_seconds, run_section, table
 from bench.servers import our_server
+from bench.workers import gunicorn_server
 from serve.front import FrontConfig, Nginx, free_port, wait_for_port
 from serve.server import raise_open_files_limit
 from serve.workers import default_worker_count
@@ -85,17 +87,17 @@ def measure_setup(port, counts, body):
 
 
 def measure(args):
-    counts = (100, 1000) if args.quick else (100, 300, 1000, 3000)
+    counts = (100, 1000) if args.quick else (10, 100, 300, 1000, 3000)
     raise_open_files_limit(max(counts) + 1024)
     workers = default_worker_count()
     bodies, _ = pad_pngs(1)
     rows, commands = [], []
-    for count_of_workers in (1, workers):
-        server = our_server(args.work_dir, args.artifacts, workers=count_of_workers)
+    bare = [(f"bare, {count} worker(s)", our_server(args.work_dir, args.artifacts, workers=count)) for count in (1, workers)]
+    for setup, server in [*bare, (f"gunicorn gthread, {workers} processes", gunicorn_server(args.work_dir, workers))]:
         with server.start(bodies[0]):
-            commands.append(server.command)
+            commands.append(f"`{server.command}`")
             for row in measure_setup(server.port, counts, bodies[0]):
-                rows.append([f"bare, {count_of_workers} worker(s)", *row])
+                rows.append([setup, *row])
     server = our_server(args.work_dir, args.artifacts, workers=workers)
     with server.start(bodies[0]), tempfile.TemporaryDirectory(prefix="bench-nginx-") as run_dir:
         port = free_port()
@@ -112,7 +114,7 @@ def measure(args):
             nginx.stop()
     markdown = "\n\n".join([
         f"{ROUNDS} probes per row, one a second while the slow connections trickle. Setups: "
-        + "; ".join(f"`{command}`" if command.startswith("MALLOC") else command for command in commands) + ".",
+        + "; ".join(commands) + ".",
         table(["Setup", "Slow connections", f"/healthz answered (of {ROUNDS})", "/healthz, median",
                "/predict, median"], rows),
     ])

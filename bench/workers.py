@@ -82,16 +82,22 @@ class Fronted:
         self.nginx.stop()
 
 
+def gunicorn_server(work_dir, count):
+    """gunicorn's threaded workers on the same app, threads and port 0, for comparison."""
+    arguments = ["-m", "gunicorn", "--workers", str(count), "--worker-class", "gthread", "--threads",
+                 str(DEFAULT_THREADS), "--bind", "127.0.0.1:0", "serve.app:create_app()"]
+    return ServerProcess(f"gunicorn gthread, {count} processes", arguments, Path(work_dir) / "logs" / "gunicorn.log",
+                         SERVE_ENVIRONMENT)
+
+
 def contenders(work_dir, artifacts_dir, count):
     logs = work_dir / "logs"
-    gunicorn = ["-m", "gunicorn", "--workers", str(count), "--worker-class", "gthread", "--threads",
-                str(DEFAULT_THREADS), "--bind", "127.0.0.1:0", "serve.app:create_app()"]
     reuseport = ["-c", f"import signal; signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGINT, signal.SIGTERM}}); "
                        f"from bench.workers import run_reuseport; run_reuseport({count})"]
     return [
         our_server(work_dir, artifacts_dir, workers=count),
         ServerProcess(f"SO_REUSEPORT, {count} waitress processes", reuseport, logs / "reuseport.log", SERVE_ENVIRONMENT),
-        ServerProcess(f"gunicorn gthread, {count} processes", gunicorn, logs / "gunicorn.log", SERVE_ENVIRONMENT),
+        gunicorn_server(work_dir, count),
     ]
 
 
