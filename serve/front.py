@@ -226,6 +226,8 @@ def main(argv=None):
         if workers.poll() is None:
             workers.send_signal(signal.SIGTERM)
             workers.wait(15)
+        if not args.run_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

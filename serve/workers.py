@@ -148,4 +148,8 @@ def run_workers(worker_argv, count, host, port):
     except OSError as error:
         print(f"serve: cannot listen on {host}:{port}: {error}", file=sys.stderr)
         return 1
-    return supervisor.run()
+    try:
+        return supervisor.run()
+    except RuntimeError as error:  # a worker crashed or hung while loading the model; they are all stopped
+        print(f"serve: {error}", file=sys.stderr)
+        return 1

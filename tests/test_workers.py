@@ -2,12 +2,16 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
 
+from tests.conftest import ARTIFACTS_DIR, ROOT
 from tests.front_fixtures import ServeProcess, drawn_digit_png, wait_until
 from tests.server_fixtures import post, request
 
@@ -88,3 +92,15 @@ def test_a_client_trickling_its_request_is_cut_off_at_the_deadline(start_server)
             time.sleep(0.2)
         assert closed, "the trickling connection was never closed"
     assert request(base_url, "GET", "/healthz").status == 200
+
+
+def test_a_broken_model_is_reported_once_however_many_workers(tmp_path, manifest):
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(ARTIFACTS_DIR, artifacts)
+    model = artifacts / manifest["variants"][manifest["default_variant"]]["file"]
+    model.write_bytes(model.read_bytes()[:1000])
+    result = subprocess.run([sys.executable, "-m", "serve", "--artifacts", str(artifacts), "--port", "0",
+                             "--workers", str(WORKERS)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("serve: refusing to start: ") and model.name in lines[0], lines
