@@ -46,7 +46,7 @@ browser:
 
 ## nginx: install Debian's nginx for `make front` and iproute2 for its tests, if missing
 nginx:
-	@command -v nginx >/dev/null && command -v ip >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nginx-light iproute2; }
+	@PATH="$$PATH:/usr/sbin:/sbin"; command -v nginx >/dev/null && command -v ip >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nginx-light iproute2; }
 
 ## setup: install everything for development and tests (TensorFlow, Chromium, nginx, onnxruntime-web)
 setup: $(ALL_STAMP) vendor browser nginx
