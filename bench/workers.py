@@ -27,8 +27,18 @@ from serve.workers import default_worker_count, die_with_parent
 CONCURRENCY = (1, 4, 16)
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def unblock_and_die_with_parent():
+    """In each worker before exec: the launcher blocks the stop signals for sigwait(); its children must not."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    die_with_parent()
+
+
 def run_reuseport(count):
     """N `python -m serve` workers, each accepting from its own SO_REUSEPORT socket on one port."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     sockets = []
     for _ in range(count):
         listener = socket.socket()
@@ -38,13 +48,13 @@ def run_reuseport(count):
         sockets.append(listener)
     workers = [subprocess.Popen([sys.executable, "-m", "serve", "--quiet", "--workers", "1",
                                  "--listen-fd", str(listener.fileno())], pass_fds=[listener.fileno()],
-                                preexec_fn=die_with_parent) for listener in sockets]
+                                preexec_fn=unblock_and_die_with_parent) for listener in sockets]
     port = sockets[0].getsockname()[1]
     for listener in sockets:  # the kernel would hash connections to our copies too, and nobody accepts them
         listener.close()
     print(f"reuseport: {count} workers on http://127.0.0.1:{port}", file=sys.stderr, flush=True)
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        signal.sigwait(STOP_SIGNALS)
     finally:
         for worker in workers:
             worker.terminate()
@@ -92,8 +102,7 @@ def gunicorn_server(work_dir, count):
 
 def contenders(work_dir, artifacts_dir, count):
     logs = work_dir / "logs"
-    reuseport = ["-c", f"import signal; signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGINT, signal.SIGTERM}}); "
-                       f"from bench.workers import run_reuseport; run_reuseport({count})"]
+    reuseport = ["-c", f"from bench.workers import run_reuseport; run_reuseport({count})"]
     return [
         our_server(work_dir, artifacts_dir, workers=count),
         ServerProcess(f"SO_REUSEPORT, {count} waitress processes", reuseport, logs / "reuseport.log", SERVE_ENVIRONMENT),
