@@ -10,12 +10,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
 
 from serve.front import FrontConfig, Nginx, free_port, wait_for_port
-from tests.front_fixtures import Load, ServeProcess, drawn_digit_png, raise_open_files_limit, wait_until
+from tests.conftest import ROOT
+from tests.front_fixtures import Load, ServeProcess, child_pids, drawn_digit_png, raise_open_files_limit, wait_until
 from tests.server_fixtures import request
 
 SLOW_CONNECTIONS = 1000
@@ -242,3 +244,26 @@ def test_scale_out_a_host_taken_away_under_load_fails_nothing_and_comes_back(sta
         assert wait_until(lambda: predictions_answered(returned) >= 20, 30), "the host that came back gets no traffic"
     assert load.failures == [], load.failures[:5]
     assert set(load.statuses) == {200}
+
+
+def test_python_m_serve_front_serves_through_nginx_and_stops_everything(tmp_path):
+    """What `make front` runs: nginx on HOST:PORT, the workers behind it, both gone after SIGTERM."""
+    port = free_port()
+    log_path = tmp_path / "front.log"
+    with open(log_path, "w") as log:
+        front = subprocess.Popen([sys.executable, "-m", "serve.front", "--port", str(port), "--workers", "2",
+                                  "--run-dir", str(tmp_path / "run")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "HOST": "127.0.0.1"})
+    try:
+        assert wait_until(lambda: "serve.front: nginx on http://127.0.0.1" in log_path.read_text(), 120), \
+            log_path.read_text()[-2000:]
+        children = child_pids(front.pid)
+        answer = request(f"http://127.0.0.1:{port}", "GET", "/healthz")
+        assert answer.status == 200 and answer.headers["Server"] == "nginx"  # nginx answered, no version
+        status, _, _ = post_predict("127.0.0.1", port, drawn_digit_png())
+        assert status == 200
+    finally:
+        front.send_signal(signal.SIGTERM)
+        returncode = front.wait(30)
+    assert returncode == 0
+    assert wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in children), 15)
