@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve train convert test bench clean distclean vendor browser fonts
+.PHONY: help setup serve front train convert test bench clean distclean vendor browser nginx fonts
 
 ## help: list the verbs
 help:
@@ -44,20 +44,29 @@ vendor: $(VENDOR_STAMP)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
+## nginx: install Debian's nginx for `make front` and iproute2 for its tests, if missing
+nginx:
+	@PATH="$$PATH:/usr/sbin:/sbin"; command -v nginx >/dev/null && command -v ip >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nginx-light iproute2; }
+
 # The package list lives with the evaluation that reads the fonts (bench/drawn_sets.py).
 ## fonts: install the handwriting fonts the drawn-digit evaluation reads (Debian packages), if missing
 fonts: $(ALL_STAMP)
 	@packages="$$($(BIN)/python -c 'from bench.drawn_sets import FONT_PACKAGES; print(FONT_PACKAGES)')"; \
 	dpkg -s $$packages >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$packages; }
 
-## setup: install everything for development and tests (TensorFlow, Chromium, fonts, onnxruntime-web)
-setup: $(ALL_STAMP) vendor browser fonts
+## setup: install everything for development and tests (TensorFlow, Chromium, nginx, fonts, onnxruntime-web)
+setup: $(ALL_STAMP) vendor browser nginx fonts
 
 # Fewer malloc arenas keep the server's memory flat on a small device.
 ## serve: serve the committed model and the kiosk page on http://127.0.0.1:5000 (no TensorFlow)
 serve: $(SERVE_STAMP)
 	@$(MAKE) --no-print-directory vendor || echo "warning: no npm, so no in-browser model; the page will ask the server"
 	MALLOC_ARENA_MAX=2 $(BIN)/python -m serve $(ARGS)
+
+## front: nginx on HOST:PORT (default 127.0.0.1:5000) in front of one server worker per core (deploy/nginx/)
+front: $(SERVE_STAMP) nginx
+	@$(MAKE) --no-print-directory vendor || echo "warning: no npm, so no in-browser model; the page will ask the server"
+	MALLOC_ARENA_MAX=2 $(BIN)/python -m serve.front $(ARGS)
 
 ## train: train the CNN on the full MNIST set (about 15 minutes on 2 idle cores) into build/
 train: $(ALL_STAMP)
