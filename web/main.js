@@ -23,7 +23,7 @@ const answer = createAnswer(elements.result, settings);
 const status = createStatus(elements.status);
 const classifier = createClassifier({
   onProgress: status.showProgress,
-  onStateChange: (state) => status.showRuntime(state, classifier.manifest),
+  onStateChange: (state) => status.showRuntime(state, classifier.manifest, classifier.variant),
 });
 classifier.manifestLoaded.then((manifest) => answer.setLabels(manifest.labels));
 classifier.started
