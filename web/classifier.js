@@ -61,7 +61,6 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
     // A prediction takes a few milliseconds, well inside one frame, while the proxy worker's round trip
     // doubles that on a busy CPU; so the model runs on the page's thread, after a stroke, never during one.
     ort.env.wasm.proxy = false;
-    performance.mark('classifier:runtime-loaded');
     const inference = await ort.InferenceSession.create(model.bytes);
     performance.mark('classifier:session-created');
     // The first run of a session sets up its buffers: do that now, not on someone's digit.
