@@ -23,7 +23,7 @@ const answer = createAnswer(elements.result);
 const status = createStatus(elements.status);
 const classifier = createClassifier({
   onProgress: status.showProgress,
-  onStateChange: (state) => status.showRuntime(state, classifier.manifest),
+  onStateChange: (state) => status.showRuntime(state, classifier.manifest, classifier.variant),
 });
 classifier.manifestLoaded.then((manifest) => answer.setLabels(manifest.labels));
 classifier.started
@@ -93,6 +93,9 @@ restartIdleTimer();
 elements.predict.addEventListener('click', predict);
 elements.clear.addEventListener('click', clearAll);
 document.addEventListener('pointerdown', restartIdleTimer);
+// A long press or a right click anywhere must not open Chromium's menu (Back, Reload, Print, Inspect):
+// even in --kiosk that menu is a way out of the page.
+document.addEventListener('contextmenu', (event) => event.preventDefault());
 document.addEventListener('keydown', (event) => {
   restartIdleTimer();
   if (event.key === 'Escape') clearAll();
