@@ -9,17 +9,25 @@ from tests.browser_fixtures import RUNTIME_READY
 from tests.test_browser_faults import CACHED_MODEL_URLS, predict_drawn
 
 
+def release(directory, manifest, model_path, **changes):
+    """The committed artifacts in `directory`, with some manifest keys changed (None removes one)."""
+    for variant in manifest["variants"].values():
+        shutil.copy(model_path.parent / variant["file"], directory)
+    edited = {key: value for key, value in {**manifest, **changes}.items() if value is not None}
+    (directory / "manifest.json").write_text(json.dumps(edited))
+    return directory
+
+
 @pytest.fixture
 def browser_variant_release(tmp_path, manifest, model_path):
     """The committed artifacts, with a manifest whose browser_variant is not its default_variant."""
-    for variant in manifest["variants"].values():
-        shutil.copy(model_path.parent / variant["file"], tmp_path)
     other = next(name for name in manifest["variants"] if name != manifest["default_variant"])
-    (tmp_path / "manifest.json").write_text(json.dumps(dict(manifest, browser_variant=other)))
-    return tmp_path, other
+    return release(tmp_path, manifest, model_path, browser_variant=other), other
 
 
-def test_page_runs_the_default_variant_when_the_manifest_names_no_browser_variant(page, manifest):
+def test_page_runs_the_default_variant_when_the_manifest_names_no_browser_variant(open_page, start_server, manifest,
+                                                                                  model_path, tmp_path):
+    page = open_page(start_server(ARTIFACTS_DIR=str(release(tmp_path, manifest, model_path, browser_variant=None))), "/?auto=0")
     assert page.get_attribute(RUNTIME_READY, "data-variant") == manifest["default_variant"]
 
 

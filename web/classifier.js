@@ -106,8 +106,8 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
      * milliseconds}.
      */
     async classify(image, { onRetry = () => {}, signal } = {}) {
-      if (state === 'ready') return runInBrowser(session, manifest, image, queue);
-      return askServer(image, manifest, { onRetry, signal, browserReady: () => (state === 'ready' ? runInBrowser(session, manifest, image, queue) : null) });
+      if (state === 'ready') return runInBrowser(session, manifest, variantRunning, image, queue);
+      return askServer(image, manifest, { onRetry, signal, browserReady: () => (state === 'ready' ? runInBrowser(session, manifest, variantRunning, image, queue) : null) });
     },
   };
 }
@@ -141,7 +141,7 @@ export function inputFormat(manifest) {
   return { maxSide: MAX_INPUT_SIDE, ink: manifest?.input.ink ?? 1, background: manifest?.input.background ?? 0 };
 }
 
-async function runInBrowser(session, manifest, image, queue) {
+async function runInBrowser(session, manifest, variantRunning, image, queue) {
   const { ort, inference } = session;
   session.classified = true;
   const started = performance.now();
@@ -155,7 +155,8 @@ async function runInBrowser(session, manifest, image, queue) {
     notDigit: outputs[manifest.outputs.not_digit.name].data[0],
     normalized: { data: normalizedTensor.data, height, width },
     backend: 'browser',
-    model: manifest.model_id,
+    // Named as the server names a variant it runs other than the default, so an answer says which file gave it.
+    model: variantRunning && variantRunning !== manifest.default_variant ? `${manifest.model_id}-${variantRunning}` : manifest.model_id,
     milliseconds: performance.now() - started,
   });
 }
