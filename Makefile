@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve train convert test bench clean distclean vendor browser
+.PHONY: help setup serve train convert test bench clean distclean vendor browser check-arm
 
 ## help: list the verbs
 help:
@@ -65,6 +65,12 @@ convert: $(ALL_STAMP)
 test: setup
 	$(BIN)/python -m pytest $(ARGS)
 
+## check-arm: run the server and model under qemu on Pi CPUs (Cortex-A72, A53, A76), compared with x86
+check-arm: $(SERVE_STAMP)
+	@command -v qemu-aarch64-static >/dev/null && [ -x /usr/sbin/debootstrap ] || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq qemu-user-static debootstrap; }
+	$(SUDO) $(BIN)/python deploy/arm/check_arm.py $(ARGS)
+
 ## bench: measure speed, memory and accuracy against the peers; writes bench/RESULTS.md
 bench: setup
 	$(BIN)/python -m bench $(ARGS)
@@ -74,6 +80,6 @@ clean:
 	rm -rf build .pytest_cache .hypothesis web/vendor bench/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-## distclean: also remove the virtualenv, node_modules and the cached dataset
+## distclean: also remove the virtualenv, node_modules, the cached dataset and check-arm's downloads
 distclean: clean
-	rm -rf $(VENV) web/node_modules data
+	rm -rf $(VENV) web/node_modules data .cache
