@@ -8,6 +8,7 @@ is measured from outside: /proc's peak resident size (VmHWM), reset before each 
 
 import argparse
 import io
+import math
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -16,9 +17,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from bench.report import ROOT
 from bench.servers import our_server, post, process_memory
+from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, MAX_WHOLE_DECODE_BYTES
 
-SIDE = 4096  # the server's default pixel limit is 4096 x 4096
+SIDE = math.isqrt(DEFAULT_MAX_IMAGE_PIXELS)  # 4096
+# GIF and WebP are decoded whole: the largest accepted is at the whole-decode budget (WebP counts twice).
+WHOLE_SIDE = math.isqrt(MAX_WHOLE_DECODE_BYTES)
+WEBP_SIDE = math.isqrt(MAX_WHOLE_DECODE_BYTES // 8)
+# Issue 12's bounds for these inputs (tests/test_decode_memory.py asserts them, bench.footprint reports them).
+PER_REQUEST_BYTES = 30e6        # one request's peak resident above idle
+PARALLEL = 8                    # worst-case requests at once ...
+PARALLEL_RESIDENT_BYTES = 200e6  # ... keep the whole server under this
 STROKE = [(0.3, 0.2), (0.75, 0.2), (0.45, 0.85)]  # a 7, as one stroke across the canvas
 
 
@@ -36,7 +46,10 @@ def encode(image, image_format, **options):
 
 
 def worst_case_inputs():
-    """[(name, body, content type)]: one per way a small file becomes a huge decode; all accepted, all a 7."""
+    """[(name, body, content type)]: one per way a small file becomes a huge decode; all accepted, all a 7.
+
+    The first is the issue's: a 4096x4096 RGBA canvas export with one stroke.
+    """
     transparent = stroke_canvas("RGBA", (0, 0, 0, 0), (20, 20, 20, 255))
     opaque_with_hole = transparent.copy()
     opaque_with_hole.paste((255, 255, 255, 255), (0, 0, SIDE, SIDE // 10))
@@ -46,9 +59,12 @@ def worst_case_inputs():
         ("PNG RGBA, transparent canvas", encode(transparent, "PNG"), "image/png"),
         ("PNG RGBA, opaque border", encode(opaque_with_hole, "PNG"), "image/png"),
         ("PNG grey, 16-bit", encode(Image.fromarray(np.asarray(paper).astype(np.uint16) * 257), "PNG"), "image/png"),
-        ("GIF with transparency", encode(paper.convert("P"), "GIF", transparency=255), "image/gif"),
-        ("BMP 1-bit", encode(paper.convert("1"), "BMP"), "image/bmp"),
         ("JPEG", encode(paper, "JPEG", quality=90), "image/jpeg"),
+        (f"GIF {WHOLE_SIDE}², transparency", encode(stroke_canvas("P", 0, 1, WHOLE_SIDE), "GIF", transparency=0),
+         "image/gif"),
+        (f"BMP {WHOLE_SIDE}², 1-bit", encode(stroke_canvas("1", 1, 0, WHOLE_SIDE), "BMP"), "image/bmp"),
+        (f"WebP {WEBP_SIDE}² RGBA", encode(stroke_canvas("RGBA", (0, 0, 0, 0), (20, 20, 20, 255), WEBP_SIDE), "WEBP",
+                                           quality=90, method=0), "image/webp"),
     ]
 
 
@@ -73,10 +89,10 @@ def peak_above_idle(server, bodies, parallel=1):
     return idle, process_memory(pid)[1]
 
 
-def measure(parallel):
+def measure(parallel=PARALLEL, artifacts_dir=ROOT / "artifacts"):
     """{input name: (idle, peak)} one at a time, and (idle, peak) for `parallel` clients of the first input."""
     inputs = worst_case_inputs()
-    with tempfile.TemporaryDirectory() as work_dir, our_server(work_dir, Path(__file__).parent.parent / "artifacts") as server:
+    with tempfile.TemporaryDirectory() as work_dir, our_server(work_dir, artifacts_dir) as server:
         server.start(inputs[0][1])
         single = {name: peak_above_idle(server, [(body, content_type)]) for name, body, content_type in inputs}
         together = peak_above_idle(server, [inputs[0][1:]], parallel)
@@ -85,7 +101,7 @@ def measure(parallel):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.large_images", description=__doc__.splitlines()[0])
-    parser.add_argument("--parallel", type=int, default=8, help="clients sending the first input at once")
+    parser.add_argument("--parallel", type=int, default=PARALLEL, help="clients sending the first input at once")
     args = parser.parse_args(argv)
     inputs, single, together = measure(args.parallel)
     for name, body, _ in inputs:

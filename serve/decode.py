@@ -32,9 +32,10 @@ IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 MAX_DECODED_SIDE = 448
 # Rows are decoded, composited and reduced in bands of about this many pixels (1 MB as RGBA).
 BAND_PIXELS = 256 * 1024
-# A large image that cannot be decoded in bands (WebP, interlaced or 16-bit colour PNG) is decoded
-# whole if its pixels fit in this many bytes (a 4096x4096 GIF or 1-bit BMP does), else refused (413).
-MAX_WHOLE_DECODE_BYTES = 16 * 1024 * 1024
+# A large image that cannot be decoded in bands (GIF, BMP, WebP, interlaced or 16-bit colour PNG) is
+# decoded whole if that holds at most this many bytes (2896x2896 palette pixels, 1024x1024 WebP), else
+# refused (413): together with the rest of a request, this keeps it within 30 MB.
+MAX_WHOLE_DECODE_BYTES = 8 * 1024 * 1024
 # Large decodes at once per process; each may take up to about MAX_WHOLE_DECODE_BYTES while it runs.
 DEFAULT_MAX_LARGE_DECODES = 2
 # Width x height read from an image's header; more is refused before decoding (HTTP 413).
@@ -42,7 +43,7 @@ DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 EXIF_ORIENTATION = 0x0112
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
-# Bytes per pixel as Pillow holds a decoded image: 1 for these modes, 4 for colour, 2 or 4 for 16/32-bit grey.
+# Modes Pillow holds in 1 byte per pixel (colour takes 4, 16-bit grey 2).
 ONE_BYTE_MODES = ("1", "L", "P")
 # EXIF orientation -> the transpose that stands the picture upright (as ImageOps.exif_transpose does).
 UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -189,18 +190,24 @@ def reduced_grey(image, data):
         if image.format == "JPEG":
             # JPEG decodes at 1/2, 1/4 or 1/8 scale for free: a phone photo never needs full size.
             image.draft(image.mode, (MAX_DECODED_SIDE, MAX_DECODED_SIDE))
-        bytes_per_pixel = 1 if image.mode in ONE_BYTE_MODES else 2 if image.mode.startswith("I;16") else 4
-        if image.width * image.height * bytes_per_pixel > MAX_WHOLE_DECODE_BYTES:
+        needed = whole_decode_bytes(image)
+        if needed > MAX_WHOLE_DECODE_BYTES:
             raise TooLargeError(
-                f"image too large to decode: {image.width}x{image.height} {image.format} ({image.mode}) needs "
-                f"{image.width * image.height * bytes_per_pixel / 2**20:.0f} MiB; at most "
-                f"{MAX_WHOLE_DECODE_BYTES // 2**20} MiB for this format (a PNG that is not interlaced has no such limit)")
+                f"image too large to decode: a {image.width}x{image.height} {image.format} needs {needed / 2**20:.0f} MiB "
+                f"at once; at most {MAX_WHOLE_DECODE_BYTES // 2**20} MiB (a PNG that is not interlaced has no such limit)")
         load(image)
         factor = reduction_factor(image.size)
         rows = band_rows(image.width, factor)
         bands = (image.crop((0, top, image.width, min(top + rows, image.height))) for top in range(0, image.height, rows))
     grey = Image.fromarray(reduce_bands(bands, factor), "L")
     return grey.transpose(UPRIGHT[orientation]) if orientation in UPRIGHT else grey
+
+
+def whole_decode_bytes(image):
+    """Bytes a full-size decode of this image holds at once: Pillow's pixels, and libwebp's own copy of them."""
+    bytes_per_pixel = 1 if image.mode in ONE_BYTE_MODES else 2 if image.mode.startswith("I;16") else 4
+    copies = 2 if image.format == "WEBP" else 1
+    return image.width * image.height * bytes_per_pixel * copies
 
 
 def reduction_factor(size):
