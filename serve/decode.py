@@ -27,8 +27,8 @@ from serve import png_bands
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 # The model fits the digit's ink into a 20 px box; the kiosk's pad is 280 px. Larger images are
 # box-reduced by an integer factor to at most this side while they are decoded: a pad drawing is never
-# touched, a digit filling a tenth of a photo still keeps twice the model's box, and a decoded image
-# stays under 1 MB as float32, so even a batch of 32 stays small.
+# touched, a digit filling a tenth of a photo still keeps twice the model's box, and the float32 array
+# the model gets stays under 0.8 MB.
 MAX_DECODED_SIDE = 448
 # Rows are decoded, composited and reduced in bands of about this many pixels (1 MB as RGBA).
 BAND_PIXELS = 256 * 1024
@@ -132,7 +132,7 @@ def grey_image(image):
 
 
 def sixteen_bit_to_grey(image):
-    # 16-bit greyscale PNGs arrive as integer modes; 8 bits are plenty for a digit.
+    """16-bit greyscale (PNGs arrive in Pillow's integer modes) as 8-bit: plenty for a digit."""
     top = 1.0 if image.mode == "F" else 65535.0
     values = np.clip(np.asarray(image, dtype=np.float32) * np.float32(255 / top), 0, 255)
     return Image.fromarray(np.round(values).astype(np.uint8), "L")
@@ -189,7 +189,8 @@ def reduced_grey(image, data):
     else:
         if image.format == "JPEG":
             # JPEG decodes at 1/2, 1/4 or 1/8 scale for free: a phone photo never needs full size.
-            image.draft(image.mode, (MAX_DECODED_SIDE, MAX_DECODED_SIDE))
+            factor = reduction_factor(image.size)
+            image.draft(image.mode, (math.ceil(image.width / factor), math.ceil(image.height / factor)))
         needed = whole_decode_bytes(image)
         if needed > MAX_WHOLE_DECODE_BYTES:
             raise TooLargeError(
@@ -211,6 +212,7 @@ def whole_decode_bytes(image):
 
 
 def reduction_factor(size):
+    """The integer factor that brings the longest side to at most MAX_DECODED_SIDE."""
     return max(1, math.ceil(max(size) / MAX_DECODED_SIDE))
 
 

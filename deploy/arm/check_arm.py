@@ -53,8 +53,8 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def predict_command(python, variant, paths):
-    return [*python, "-m", "serve.predict", "--json", "--variant", variant, *map(str, paths)]
+def predict_arguments(variant, paths):
+    return ["-m", "serve.predict", "--json", "--variant", variant, *map(str, paths)]
 
 
 def read_answers(stdout):
@@ -113,7 +113,7 @@ class Check:
         return self.emulator.python_command(cpu, *arguments), self.emulator.environment(wheels, ROOT)
 
     def compare_digits(self, cpu, wheels, variant):
-        command, environment = self.guest(cpu, wheels, *predict_command([], variant, self.paths))
+        command, environment = self.guest(cpu, wheels, *predict_arguments(variant, self.paths))
         started = time.perf_counter()
         result = subprocess.run(command, env=environment, cwd=ROOT, capture_output=True, text=True)
         seconds = time.perf_counter() - started
@@ -138,19 +138,9 @@ class Check:
                 server.kill()
                 return self.add_row(cpu.name, self.version, "python -m serve", crash_reason(server.wait(), log), False)
             seconds = time.perf_counter() - started
-            with urllib.request.urlopen(url + "/", timeout=60) as response:
-                page_ok = response.status == 200 and response.headers.get_content_type() == "text/html"
-            sample = self.paths[0]
-            request = urllib.request.Request(url + "/predict", data=sample.read_bytes(),
-                                             headers={"Content-Type": "image/png"})
-            with urllib.request.urlopen(request, timeout=60) as response:
-                answer = json.load(response)
-            expected = self.reference[self.manifest["default_variant"]][sample.name]
-            differing, _, largest = compare({sample.name: expected}, {sample.name: answer})
-            passed = page_ok and differing == 0 and largest <= MAX_PROBABILITY_DIFFERENCE
-            self.add_row(cpu.name, self.version, "python -m serve",
-                         f"up in {seconds:.0f} s; `/` {'200 text/html' if page_ok else 'WRONG'}; "
-                         f"`/predict` digit {answer['digit']} as on x86, max \\|Δp\\| {largest:.1e}", passed)
+            self.ask_server(cpu, url, seconds)
+        except OSError as error:  # the server died or stopped answering half-way
+            self.add_row(cpu.name, self.version, "python -m serve", f"no answer: {error}", False)
         finally:
             server.terminate()
             try:
@@ -159,9 +149,24 @@ class Check:
                 server.kill()
                 server.wait()
 
+    def ask_server(self, cpu, url, seconds):
+        """GET / and POST /predict with one digit; the answer must be x86's."""
+        with urllib.request.urlopen(url + "/", timeout=60) as response:
+            page_ok = response.status == 200 and response.headers.get_content_type() == "text/html"
+        sample = self.paths[0]
+        request = urllib.request.Request(url + "/predict", data=sample.read_bytes(), headers={"Content-Type": "image/png"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.load(response)
+        expected = self.reference[self.manifest["default_variant"]][sample.name]
+        differing, _, largest = compare({sample.name: expected}, {sample.name: answer})
+        passed = page_ok and differing == 0 and largest <= MAX_PROBABILITY_DIFFERENCE
+        self.add_row(cpu.name, self.version, "python -m serve",
+                     f"up in {seconds:.0f} s; `/` {'200 text/html' if page_ok else 'WRONG'}; "
+                     f"`/predict` digit {answer['digit']} as on x86, max \\|Δp\\| {largest:.1e}", passed)
+
     def run_control(self, cpu, wheels):
         """onnxruntime 1.21.0 on a Pi 4 core must crash with SIGILL; anything else fails the check."""
-        command, environment = self.guest(cpu, wheels, *predict_command([], self.variants[0], self.paths[:10]))
+        command, environment = self.guest(cpu, wheels, *predict_arguments(self.variants[0], self.paths[:10]))
         result = subprocess.run(command, env=environment, cwd=ROOT, capture_output=True, text=True)
         reason = crash_reason(result.returncode, result.stderr) if result.returncode else "ran without crashing"
         self.add_row(cpu.name, f"{CONTROL_VERSION} (control)", "python -m serve.predict",
@@ -177,7 +182,7 @@ class Check:
         self.paths = write_digits(self.work / "digits", self.args.digits)
         self.reference = {}
         for variant in self.variants:
-            result = subprocess.run(predict_command([sys.executable], variant, self.paths), cwd=ROOT,
+            result = subprocess.run([sys.executable, *predict_arguments(variant, self.paths)], cwd=ROOT,
                                     capture_output=True, text=True, check=True)
             self.reference[variant] = read_answers(result.stdout)
             self.add_row("x86-64 (this machine)", self.version, f"{variant}, {len(self.paths)} digits",
@@ -187,14 +192,14 @@ class Check:
         # Longest first (fp32 under emulation), so the last job to start is a short one.
         jobs = [(self.compare_digits, cpu, wheels, variant) for variant in self.variants for cpu in CPUS]
         jobs += [(self.check_server, cpu, wheels) for cpu in CPUS]
-        jobs.append((self.run_control, next(cpu for cpu in CPUS if cpu.qemu_name == CONTROL_CPU), control_wheels))
+        jobs.append((self.run_control, control_cpu, control_wheels))
         with ThreadPoolExecutor(self.args.jobs) as pool:
             for future in [pool.submit(*job) for job in jobs]:
                 future.result()
 
         order = {cpu.name: index for index, cpu in enumerate(CPUS)}
         rows = sorted(self.rows, key=lambda row: (order.get(row[0], -1), "control" in row[1], row[2]))
-        print(markdown_table(["CPU", "onnxruntime", "run", "result", ""], rows))
+        print(markdown_table(["CPU", "onnxruntime", "run", "result", "verdict"], rows))
         print(f"\ncheck-arm: {time.perf_counter() - started:.0f} s", file=sys.stderr)
         return all(row[-1] == "pass" for row in rows)
 
