@@ -65,10 +65,11 @@ convert: $(ALL_STAMP)
 test: setup
 	$(BIN)/python -m pytest $(ARGS)
 
+# qemu is called explicitly, so nothing that qemu-user-static recommends (binfmt_misc support) is installed.
 ## check-arm: run the server and model under qemu on Pi CPUs (Cortex-A72, A53, A76), compared with x86
 check-arm: $(SERVE_STAMP)
-	@command -v qemu-aarch64-static >/dev/null && [ -x /usr/sbin/debootstrap ] || \
-		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq qemu-user-static debootstrap; }
+	@command -v qemu-aarch64-static >/dev/null && [ -x /usr/sbin/debootstrap ] || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends qemu-user-static debootstrap debian-archive-keyring; }
 	$(SUDO) $(BIN)/python deploy/arm/check_arm.py $(ARGS)
 
 ## bench: measure speed, memory and accuracy against the peers; writes bench/RESULTS.md

@@ -181,6 +181,10 @@ def measure(args):
         f"After {served:,} more requests (4 keep-alive clients) our server holds {format_megabytes(resident_after)} "
         f"(peak {format_megabytes(peak_after)}); the Flask + Keras peer needs "
         f"{format_ratio(ratio(peer['resident_bytes'], ours['resident_bytes']))} our memory.",
+        f"**Worst-case inputs** (`python -m bench.large_images`): the largest images the server accepts, one "
+        f"request at a time, peak resident (VmHWM, reset before each); then {large_images.PARALLEL} of the first at once: "
+        f"peak {format_megabytes(parallel_peak)}.",
+        table(["Input", "Body", "Idle", "Peak", "Above idle"], large_rows),
         f"**Bare runtimes**, a fresh process each (median of {rounds}): import, load the model, answer one digit:",
         table(["Process", "Command", "Import", "Load model", "First answer", "Whole process", "Resident"], cold_rows),
         "**Installed size** of each extra's packages in this virtualenv:",
