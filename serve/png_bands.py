@@ -20,7 +20,7 @@ from PIL import Image
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # channels per PNG colour type
 # An 8-bit colour type per bytes-per-pixel: its filters see the same bytes as the real image's.
-BYTES_COLOUR_TYPE = {1: (0, "L"), 2: (4, "LA"), 3: (2, "RGB"), 4: (6, "RGBA")}
+BYTES_COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # grey, grey + alpha, RGB, RGBA
 # Chunks the band PNGs keep: the ones that change how Pillow reads the pixels.
 PIXEL_CHUNKS = (b"PLTE", b"tRNS")
 
@@ -67,9 +67,6 @@ class PngHeader:
     def bandable(self):
         return self.interlace == 0 and self.bytes_per_pixel in BYTES_COLOUR_TYPE
 
-    def ihdr(self, width, height, depth, colour_type):
-        return chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0))
-
 
 def is_bandable(data):
     """Whether png_bands can decode this file (a non-interlaced PNG of at most 4 bytes per pixel)."""
@@ -100,9 +97,10 @@ def filtered_rows(chunks, header):
         raise PngFormatError(f"image data ends after {produced} of {header.height} rows")
 
 
-def open_band(header, extra_chunks, width, height, depth, colour_type, rows):
-    """A small PNG holding `rows`, opened and decoded by Pillow."""
-    png = b"".join([SIGNATURE, header.ihdr(width, height, depth, colour_type), *extra_chunks,
+def open_band(extra_chunks, width, height, depth, colour_type, rows):
+    """A small PNG (not interlaced) holding `rows`, opened and decoded by Pillow."""
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0))
+    png = b"".join([SIGNATURE, ihdr, *extra_chunks,
                     chunk(b"IDAT", zlib.compress(b"".join(rows), 0)), chunk(b"IEND", b"")])
     image = Image.open(io.BytesIO(png), formats=["PNG"])
     image.load()
@@ -129,7 +127,7 @@ def png_bands(data, band_rows):
         if kind in PIXEL_CHUNKS:
             extra.append(chunk(kind, bytes(payload)))
     rows = filtered_rows(itertools.chain(following, chunks), header)
-    colour_type, _ = BYTES_COLOUR_TYPE[header.bytes_per_pixel]
+    colour_type = BYTES_COLOUR_TYPE[header.bytes_per_pixel]
     carrier_width = header.stride // header.bytes_per_pixel
     # An 8-bit image without palette or transparency is its own carrier: no second decode.
     same_as_carrier = header.depth == 8 and header.colour_type == colour_type and not extra
@@ -140,14 +138,14 @@ def png_bands(data, band_rows):
         if len(band) < band_rows and index < header.height:
             continue
         # The same bytes as an 8-bit image, after the previous row as an unfiltered (type 0) row.
-        carrier = open_band(header, [], carrier_width, len(band) + 1, 8, colour_type, [b"\0" + previous, *band])
+        carrier = open_band([], carrier_width, len(band) + 1, 8, colour_type, [b"\0" + previous, *band])
         previous = carrier.crop((0, carrier.height - 1, carrier_width, carrier.height)).tobytes()
         if same_as_carrier:
             yield carrier.crop((0, 1, header.width, carrier.height))
         else:
             unfiltered = carrier.tobytes()[header.stride:]
             raw_rows = [b"\0" + unfiltered[start:start + header.stride] for start in range(0, len(unfiltered), header.stride)]
-            yield open_band(header, extra, header.width, len(band), header.depth, header.colour_type, raw_rows)
+            yield open_band(extra, header.width, len(band), header.depth, header.colour_type, raw_rows)
         band = []
 
 

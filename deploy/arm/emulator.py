@@ -101,8 +101,8 @@ class Emulator:
         if folder.exists():
             shutil.rmtree(folder)
         platforms = [argument for platform in PLATFORMS for argument in ("--platform", platform)]
-        run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", folder,
-             *platforms, "--only-binary=:all:", "--python-version", PYTHON_VERSION, *requirements])
+        run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--root-user-action=ignore",
+             "--target", folder, *platforms, "--only-binary=:all:", "--python-version", PYTHON_VERSION, *requirements])
         (folder / "requirements.txt").write_text("\n".join(requirements) + "\n")
         stamp.touch()
         return folder
