@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve front train convert test bench clean distclean vendor browser nginx fonts
+.PHONY: help setup serve front train convert test bench clean distclean vendor browser nginx fonts check-arm
 
 ## help: list the verbs
 help:
@@ -80,6 +80,13 @@ convert: $(ALL_STAMP)
 test: setup
 	$(BIN)/python -m pytest $(ARGS)
 
+# qemu is called explicitly, so nothing that qemu-user-static recommends (binfmt_misc support) is installed.
+## check-arm: run the server and model under qemu on Pi CPUs (Cortex-A72, A53, A76), compared with x86
+check-arm: $(SERVE_STAMP)
+	@command -v qemu-aarch64-static >/dev/null && [ -x /usr/sbin/debootstrap ] || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends qemu-user-static debootstrap debian-archive-keyring; }
+	$(SUDO) $(BIN)/python deploy/arm/check_arm.py $(ARGS)
+
 ## bench: measure speed, memory and accuracy against the peers; writes bench/RESULTS.md
 bench: setup
 	$(BIN)/python -m bench $(ARGS)
@@ -89,6 +96,6 @@ clean:
 	rm -rf build .pytest_cache .hypothesis web/vendor bench/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-## distclean: also remove the virtualenv, node_modules and the cached dataset
+## distclean: also remove the virtualenv, node_modules, the cached dataset and check-arm's downloads
 distclean: clean
-	rm -rf $(VENV) web/node_modules data
+	rm -rf $(VENV) web/node_modules data .cache

@@ -11,7 +11,7 @@ from flask import Flask, json, request
 from werkzeug.exceptions import HTTPException
 
 from serve import api, files
-from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, set_pixel_limit
+from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_LARGE_DECODES, set_large_decode_limit, set_pixel_limit
 from serve.model import Model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,7 @@ DEFAULT_CONFIG = dict(
     MODEL_VARIANT=None,  # None: the manifest's default_variant
     MAX_CONTENT_LENGTH=5 * 1024 * 1024,  # bytes of request body; more is a 413 (nginx's limit too: serve/front.py)
     MAX_IMAGE_PIXELS=DEFAULT_MAX_IMAGE_PIXELS,
+    MAX_LARGE_DECODES=DEFAULT_MAX_LARGE_DECODES,  # images over MAX_DECODED_SIDE decoded at once; others wait
     MAX_BATCH=32,  # images in one {"images": [...]} request
     MAX_FORM_PARTS=8,  # multipart needs one part; thousands would only cost parsing time
 )
@@ -49,6 +50,7 @@ def create_app(config=None):
         app.config.from_mapping(config)
 
     set_pixel_limit(app.config["MAX_IMAGE_PIXELS"])
+    set_large_decode_limit(app.config["MAX_LARGE_DECODES"])
     app.extensions["model"] = Model(app.config["ARTIFACTS_DIR"], app.config["MODEL_VARIANT"])
     app.json.sort_keys = False
 
