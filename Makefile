@@ -68,7 +68,7 @@ front: $(SERVE_STAMP) nginx
 	@$(MAKE) --no-print-directory vendor || echo "warning: no npm, so no in-browser model; the page will ask the server"
 	MALLOC_ARENA_MAX=2 $(BIN)/python -m serve.front $(ARGS)
 
-## train: train the CNN on the full MNIST set (about 15 minutes on 2 idle cores) into build/
+## train: train the reader on the full MNIST set into build/ (about 35 minutes on this 2-core machine, see README)
 train: $(ALL_STAMP)
 	$(BIN)/python -m train $(ARGS)
 
