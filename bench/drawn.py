@@ -210,13 +210,13 @@ def measure(args):
     quick_note = " (quick run: a sample)" if args.quick else ""
     targets = [
         Target("drawn digits: ours ≥ seed CNN at every pen width", "every width", ", ".join(f"{o:.3f} vs {s:.3f}" for o, s in zip(ours, base)),
-               all(o >= s for o, s in zip(ours, base)), f"{shipped.name}; widths {', '.join(map(str, PEN_WIDTHS))}{quick_note}"),
+               bool(all(o >= s for o, s in zip(ours, base))), f"{shipped.name}; widths {', '.join(map(str, PEN_WIDTHS))}{quick_note}"),
         Target("drawn digits: ours ≥ seed CNN + 1 point on average", f"≥ {np.mean(base) + 0.01:.4f}", f"{np.mean(ours):.4f}",
-               np.mean(ours) >= np.mean(base) + 0.01, f"seed {np.mean(base):.4f}{quick_note}"),
+               bool(np.mean(ours) >= np.mean(base) + 0.01), f"seed {np.mean(base):.4f}{quick_note}"),
         Target("non-digits not answered \"digit\"", f"≥ {TARGET_NON_DIGITS_TURNED_AWAY:.0%}", f"{rejection[shipped.name][0]:.1%}",
-               rejection[shipped.name][0] >= TARGET_NON_DIGITS_TURNED_AWAY, f"letters, pairs and doodles{quick_note}"),
+               bool(rejection[shipped.name][0] >= TARGET_NON_DIGITS_TURNED_AWAY), f"letters, pairs and doodles{quick_note}"),
         Target("drawn digits answered anything but \"digit\"", f"≤ {TARGET_DIGITS_REFUSED:.0%}", f"{rejection[shipped.name][1]:.1%}",
-               rejection[shipped.name][1] <= TARGET_DIGITS_REFUSED, f"all widths{quick_note}"),
+               bool(rejection[shipped.name][1] <= TARGET_DIGITS_REFUSED), f"all widths{quick_note}"),
     ]
     markdown = "\n\n".join([
         f"Pad images of {PEN_WIDTHS[0]}–{PEN_WIDTHS[-1]} pen widths (fractions of the 280-pixel pad). Per width: "

@@ -13,8 +13,10 @@ SECTION_TITLES = ["Accuracy", "Drawn digits", "Model latency", "Footprint", "HTT
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    output = tmp_path_factory.mktemp("bench") / "RESULTS.md"
-    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+    work = tmp_path_factory.mktemp("bench")
+    output = work / "RESULTS.md"
+    # A work folder of its own, so a full `make bench` running beside the tests keeps its logs and caches.
+    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--output", str(output), "--work-dir", str(work / "out")],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     return output.read_text()
