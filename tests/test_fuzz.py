@@ -173,7 +173,7 @@ def check_answer(answer):
     document = answer.json()
     if answer.status == 200:
         for prediction in document.get("predictions", [document]):
-            assert set(prediction) == {"digit", "confidence", "probabilities", "model"}
+            assert set(prediction) == {"digit", "confidence", "probabilities", "verdict", "not_digit", "model"}
             assert 0 <= prediction["digit"] <= 9 and len(prediction["probabilities"]) == 10
             assert abs(sum(prediction["probabilities"]) - 1) < 1e-3
     else:
