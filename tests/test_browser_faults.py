@@ -52,12 +52,24 @@ def stoppable_server():
             server.stop()
 
 
+def page_variant(manifest):
+    return manifest.get("browser_variant", manifest["default_variant"])
+
+
+def page_model_id(manifest):
+    """The model an in-page answer names: the manifest's id, and the variant when the page runs another than the default."""
+    variant = page_variant(manifest)
+    return manifest["model_id"] + ("" if variant == manifest["default_variant"] else f"-{variant}")
+
+
 @pytest.fixture
 def new_release(tmp_path, manifest, model_path):
-    """Artifacts for "a new model": the int8 file as the default variant, under its own model id."""
+    """Artifacts for "a new model": the file the page does not run yet, for page and server, under its own model id."""
     for variant in manifest["variants"].values():
         shutil.copy(model_path.parent / variant["file"], tmp_path)
-    release = dict(manifest, default_variant="int8", model_id=f"digits-{manifest['variants']['int8']['sha256'][:12]}")
+    other = next(name for name in manifest["variants"] if name != page_variant(manifest))
+    release = dict(manifest, default_variant=other, browser_variant=other,
+                   model_id=f"digits-{manifest['variants'][other]['sha256'][:12]}")
     (tmp_path / "manifest.json").write_text(json.dumps(release))
     return tmp_path, release
 
@@ -137,7 +149,7 @@ def test_new_model_is_used_from_the_next_load_and_never_mixed(open_page, stoppab
     server = stoppable_server()
     page = open_page(server.base_url, "/?auto=0")
     page.wait_for_selector(OFFLINE_READY)
-    assert predict_drawn(page, "7")["model"] == manifest["model_id"]
+    assert predict_drawn(page, "7")["model"] == page_model_id(manifest)
 
     server.stop()
     stoppable_server(server.port, ARTIFACTS_DIR=str(release_dir))
@@ -145,7 +157,7 @@ def test_new_model_is_used_from_the_next_load_and_never_mixed(open_page, stoppab
     page.click(PREDICT)
     page.wait_for_selector(SETTLED_ANSWER)
     answer = shown_answer(page)
-    assert (answer["digit"], answer["backend"], answer["model"]) == ("7", "browser", manifest["model_id"])
+    assert (answer["digit"], answer["backend"], answer["model"]) == ("7", "browser", page_model_id(manifest))
 
     page.reload()
     page.wait_for_selector(RUNTIME_READY)
@@ -154,7 +166,7 @@ def test_new_model_is_used_from_the_next_load_and_never_mixed(open_page, stoppab
     assert release["model_id"] in page.locator("#status").text_content()
     # Only the new model is kept for offline starts.
     [cached] = page.evaluate(CACHED_MODEL_URLS)
-    assert release["variants"]["int8"]["sha256"] in cached
+    assert release["variants"][release["browser_variant"]]["sha256"] in cached
 
 
 def test_idle_kiosk_takes_up_a_newly_deployed_model(open_page, stoppable_server, manifest, new_release):
