@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve train convert test bench clean distclean vendor browser
+.PHONY: help setup serve train convert test bench clean distclean vendor browser postgres
 
 ## help: list the verbs
 help:
@@ -44,8 +44,12 @@ vendor: $(VENDOR_STAMP)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
-## setup: install everything for development and tests (TensorFlow, Chromium, onnxruntime-web)
-setup: $(ALL_STAMP) vendor browser
+## postgres: install Debian's PostgreSQL server for the feedback store's tests, if missing
+postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }
+
+## setup: install everything for development and tests (TensorFlow, Chromium, PostgreSQL, onnxruntime-web)
+setup: $(ALL_STAMP) vendor browser postgres
 
 # Fewer malloc arenas keep the server's memory flat on a small device.
 ## serve: serve the committed model and the kiosk page on http://127.0.0.1:5000 (no TensorFlow)
