@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Flask, json, request
 from werkzeug.exceptions import HTTPException
 
-from serve import api, files
+from serve import api, feedback, files
 from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, set_pixel_limit
 from serve.model import Model
 
@@ -41,6 +41,7 @@ def create_app(config=None):
         MAX_IMAGE_PIXELS=DEFAULT_MAX_IMAGE_PIXELS,
         MAX_BATCH=32,  # images in one {"images": [...]} request
         MAX_FORM_PARTS=8,  # multipart needs one part; thousands would only cost parsing time
+        **feedback.CONFIG_DEFAULTS,
     )
     app.config.from_prefixed_env("SERVE")
     if config:
@@ -51,6 +52,7 @@ def create_app(config=None):
     app.json.sort_keys = False
 
     app.register_blueprint(api.blueprint)
+    feedback.init_app(app)
     app.register_blueprint(files.blueprint)
     app.register_error_handler(HTTPException, error_as_json)
     app.before_request(start_timer)
