@@ -120,8 +120,8 @@ def test_the_export_has_one_format(feedback_server):
 
 def test_feedback_off_turns_every_route_off_and_predict_still_answers(start_server, feedback_db):
     base_url = start_server(FEEDBACK="off", FEEDBACK_DB=str(feedback_db), ADMIN_TOKEN=TOKEN)
-    for method, path in [("GET", "/feedback"), ("POST", "/feedback"), ("GET", "/stats"),
-                         ("GET", "/feedback/export")]:
+    assert request(base_url, "GET", "/feedback").json() == {"feedback": "off"}
+    for method, path in [("POST", "/feedback"), ("GET", "/stats"), ("GET", "/feedback/export")]:
         body = json.dumps(feedback_document()).encode() if method == "POST" else None
         answer = request(base_url, method, path, body, {"Content-Type": "application/json", **bearer()})
         assert answer.status == 404 and "off" in answer.json()["error"], path

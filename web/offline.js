@@ -13,7 +13,7 @@ export const SHELL_CACHE = 'shell-v1';
 export const MODEL_CACHE = 'model-v1';
 export const MANIFEST_PATH = '/model/manifest.json';
 const MODEL_PREFIX = '/model/';
-const API_PATHS = new Set(['/predict', '/healthz']);
+const API_PATHS = new Set(['/predict', '/healthz', '/feedback']);
 // Cache keys only, never requested from the server.
 const CACHED_MANIFEST_KEY = '/offline/manifest.json';
 const modelKey = (sha256) => `/offline/model-${sha256}.onnx`;

@@ -35,14 +35,14 @@ class InsufficientStorage(HTTPException):
 
 @blueprint.before_request
 def feedback_enabled():
-    if current_app.extensions["feedback"] is None:
+    if current_app.extensions["feedback"] is None and request.endpoint != "feedback.feedback_status":
         raise NotFound("feedback is turned off on this server (SERVE_FEEDBACK=off)")
 
 
 @blueprint.get("/feedback")
 def feedback_status():
-    """Lets the page know whether to offer its buttons."""
-    return {"feedback": "on"}
+    """Lets the page know whether to offer its buttons (a 404 would be an error in the browser's console)."""
+    return {"feedback": "off" if current_app.extensions["feedback"] is None else "on"}
 
 
 @blueprint.post("/feedback")
