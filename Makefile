@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve train convert test bench clean distclean vendor browser postgres
+.PHONY: help setup serve train convert test bench clean distclean vendor browser fonts postgres
 
 ## help: list the verbs
 help:
@@ -48,8 +48,14 @@ browser:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }
 
-## setup: install everything for development and tests (TensorFlow, Chromium, PostgreSQL, onnxruntime-web)
-setup: $(ALL_STAMP) vendor browser postgres
+# The package list lives with the evaluation that reads the fonts (bench/drawn_sets.py).
+## fonts: install the handwriting fonts the drawn-digit evaluation reads (Debian packages), if missing
+fonts: $(ALL_STAMP)
+	@packages="$$($(BIN)/python -c 'from bench.drawn_sets import FONT_PACKAGES; print(FONT_PACKAGES)')"; \
+	dpkg -s $$packages >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$packages; }
+
+## setup: install everything for development and tests (TensorFlow, Chromium, fonts, PostgreSQL, onnxruntime-web)
+setup: $(ALL_STAMP) vendor browser fonts postgres
 
 # Fewer malloc arenas keep the server's memory flat on a small device.
 ## serve: serve the committed model and the kiosk page on http://127.0.0.1:5000 (no TensorFlow)

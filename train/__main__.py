@@ -41,6 +41,8 @@ def parse_args(argv=None):
     parser.add_argument("--limit", type=int, help="use only the first N MNIST training digits (quick runs and tests)")
     parser.add_argument("--validation-digits", type=int, default=5000, help="MNIST training digits held out for validation (default: %(default)s)")
     parser.add_argument("--test-limit", type=int, help="read only the first N MNIST test digits at the end")
+    parser.add_argument("--teacher", type=Path, help="a Keras model of normalised digits whose soft answers the student also learns from (distillation)")
+    parser.add_argument("--teacher-weight", type=float, default=0.5, help="share of the teacher's answer in the target of MNIST-drawn digits (default: %(default)s)")
     parser.add_argument("--processes", type=int, default=2, help="processes preparing digits (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=20261125, help="random seed for weights, order and distortions (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -52,14 +54,14 @@ def parse_args(argv=None):
 
 
 def training_data(args, x, y):
-    """(x_train, y_train, x_validation, y_validation, kind_validation) as float32 [N, 28, 28, 1] and labels."""
+    """(x_train, y_train, kind_train, x_validation, y_validation, kind_validation): float32 [N, 28, 28, 1], labels, kinds."""
     if args.recipe == "mnist":
         from reader.normalization import Normalizer
 
         normalized = Normalizer().normalize_many(x.astype(np.float32) / 255.0)
         cut = len(x) - args.validation_digits
         kinds = np.full(args.validation_digits, "plain")
-        return normalized[:cut, ..., None], y[:cut], normalized[cut:, ..., None], y[cut:], kinds
+        return normalized[:cut, ..., None], y[:cut], np.full(cut, "plain"), normalized[cut:, ..., None], y[cut:], kinds
     from train.prepare import prepare
 
     from train.prepare import VALIDATION_PEN_WIDTHS
@@ -70,7 +72,21 @@ def training_data(args, x, y):
     kinds = data["kind_validation"].astype("<U24")
     redrawn = np.flatnonzero(kinds == "validation_reinked")
     kinds[redrawn] = np.array([f"pen_{width}" for width in VALIDATION_PEN_WIDTHS])[np.arange(len(redrawn)) % len(VALIDATION_PEN_WIDTHS)]
-    return scale(data["x_train"]), data["y_train"], scale(data["x_validation"]), data["y_validation"], kinds
+    return scale(data["x_train"]), data["y_train"], data["kind_train"], scale(data["x_validation"]), data["y_validation"], kinds
+
+
+def distilled_targets(args, x_train, y_train, kinds, classes):
+    """One-hot targets, blended with the teacher's answers on digits in MNIST's own ink (where it is at its best)."""
+    import keras
+
+    targets = np.eye(classes, dtype=np.float32)[y_train]
+    mnist_ink = np.flatnonzero(np.isin(kinds, ("classic", "plain")))
+    teacher = keras.models.load_model(args.teacher)
+    taught = teacher.predict(x_train[mnist_ink], batch_size=1000, verbose=0)[:, :NUM_DIGITS]
+    targets[mnist_ink, :NUM_DIGITS] = (1 - args.teacher_weight) * targets[mnist_ink, :NUM_DIGITS] + args.teacher_weight * taught
+    print(f"teacher {args.teacher.name} agrees with the labels on {np.mean(taught.argmax(1) == y_train[mnist_ink]):.4f} "
+          f"of {len(mnist_ink)} MNIST-ink digits", file=sys.stderr, flush=True)
+    return targets
 
 
 def validation_report(classes, labels, kinds):
@@ -99,20 +115,22 @@ def train(args):
     tf.config.experimental.enable_op_determinism()
     dataset = load_mnist(args.npz, args.cache_dir)
     x, y = dataset["x_train"][: args.limit], dataset["y_train"][: args.limit].astype(np.uint8)
-    x_train, y_train, x_valid, y_valid, kinds = training_data(args, x, y)
+    x_train, y_train, train_kinds, x_valid, y_valid, kinds = training_data(args, x, y)
     classes = NUM_CLASSES if args.recipe == "reader" else NUM_DIGITS
     print(f"{len(x_train)} training and {len(x_valid)} validation samples, {classes} classes", file=sys.stderr, flush=True)
 
+    targets = distilled_targets(args, x_train, y_train, train_kinds, classes) if args.teacher else y_train
     model = build_model(args.architecture, classes)
     steps = args.epochs * -(-len(x_train) // args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         args.learning_rate / 10, steps, warmup_target=args.learning_rate, warmup_steps=max(1, steps // 20))
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss="categorical_crossentropy" if args.teacher else "sparse_categorical_crossentropy",
+                  metrics=["categorical_accuracy" if args.teacher else "accuracy"])
     history = []
     for epoch in range(args.epochs):
         print(f"epoch {epoch + 1}/{args.epochs}", file=sys.stderr, flush=True)
-        result = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=1, shuffle=True, verbose=2)
+        result = model.fit(x_train, targets, batch_size=args.batch_size, epochs=1, shuffle=True, verbose=2)
         predicted = model.predict(x_valid, batch_size=1000, verbose=0)
         entry = {key: round(float(values[-1]), 5) for key, values in result.history.items()}
         entry.update(validation_report(predicted, y_valid, kinds))
