@@ -6,7 +6,8 @@ import io
 import pytest
 from PIL import Image
 
-from tests.browser_fixtures import CLEAR, DIGITS, PAD, PREDICT, RESULT, RUNTIME_READY, SETTLED_ANSWER, draw
+from tests.browser_fixtures import (CHROMIUM, CHROMIUM_ARGS, CLEAR, DIGITS, KIOSK_VIEWPORT, PAD, PREDICT, RESULT, RUNTIME_READY,
+                                    SETTLED_ANSWER, draw)
 from tests.feedback_helpers import TOKEN, bearer, export
 from tests.server_fixtures import request
 
@@ -173,3 +174,30 @@ def test_an_entry_stored_but_unanswered_is_resent_and_still_stored_once(open_pag
     assert len(seen) == 2 and seen[0] == seen[1]
     [entry] = export(feedback_server)
     assert entry["id"] == seen[0] and entry["label"] == "not_digit"
+
+
+def test_feedback_given_offline_survives_a_chromium_restart(browser, feedback_server, tmp_path):
+    profile = tmp_path / "profile"
+
+    def launch():
+        context = browser.browser_type.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, viewport=KIOSK_VIEWPORT, base_url=feedback_server)
+        context.set_default_timeout(30_000)
+        return context, context.pages[0] if context.pages else context.new_page()
+
+    context, page = launch()
+    page.route("**/feedback", lambda route: route.abort() if route.request.method == "POST" else route.continue_())
+    page.goto("/?auto=0")
+    answer_a_drawing(page)
+    page.click(WRONG)
+    page.click('[data-testid="label-5"]')
+    page.wait_for_selector('#feedback[data-queued="1"]')
+    context.close()  # the whole Chromium process ends
+    assert export(feedback_server) == []
+    context, page = launch()
+    try:
+        page.goto("/?auto=0")
+        page.wait_for_selector(ALL_SENT, state="attached", timeout=20_000)
+        assert [entry["label"] for entry in export(feedback_server)] == [5]
+    finally:
+        context.close()
