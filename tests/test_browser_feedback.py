@@ -201,3 +201,25 @@ def test_feedback_given_offline_survives_a_chromium_restart(browser, feedback_se
         assert [entry["label"] for entry in export(feedback_server)] == [5]
     finally:
         context.close()
+
+
+@pytest.mark.console_errors(r"status of 401")
+def test_the_operator_signs_in_with_the_token_form_and_sees_the_correction(open_page, feedback_server):
+    page = open_page(feedback_server, "/?auto=0")
+    shown = answer_a_drawing(page)
+    page.click(WRONG)
+    page.click(f'[data-testid="label-{another_label(shown)}"]')
+    page.wait_for_selector(ALL_SENT)
+    stats = open_page(feedback_server, "/stats")
+    stats.fill("#token", "not the token")
+    stats.click("button[type=submit]")
+    assert stats.is_visible('[data-testid="login-error"]')
+    stats.fill("#token", TOKEN)
+    stats.click("button[type=submit]")
+    stats.wait_for_selector('[data-testid="confusion"]')
+    assert "1 entries waiting" in stats.text_content('[data-testid="pending"]')
+    thumbnail = stats.locator('[data-testid="corrections"] img')
+    assert thumbnail.count() == 1 and thumbnail.evaluate("(image) => image.complete && image.naturalWidth") > 0
+    assert stats.locator('[data-testid="confusion"]').evaluate("(image) => image.naturalWidth") > 300
+    assert stats.evaluate("getComputedStyle(document.body).margin") == "0px"  # the stylesheet loaded under the CSP
+    assert stats.evaluate("document.cookie") == ""  # HttpOnly: the page's scripts never see the session

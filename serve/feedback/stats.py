@@ -10,8 +10,8 @@ from serve.feedback.entry import NOT_DIGIT
 
 CLASSES = [str(digit) for digit in range(10)] + [NOT_DIGIT]
 SHORT_NAMES = {NOT_DIGIT: "X"}  # the picture's axis names "not a digit" X
-CELL = 30
-MARGIN = 44
+CELL = 36
+MARGIN = 48
 LATEST_CORRECTIONS = 24
 
 
@@ -28,7 +28,7 @@ def confusion_png(rows):
     side = MARGIN + CELL * len(CLASSES) + 4
     image = Image.new("RGB", (side, side), (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=14)
     for index, name in enumerate(CLASSES):
         text = SHORT_NAMES.get(name, name)
         draw.text((MARGIN + index * CELL + CELL // 2, MARGIN // 2), text, fill=(0, 0, 0), font=font, anchor="mm")
