@@ -1,9 +1,11 @@
 """Servers as real processes (`python -m serve`), for tests that kill them, run several, or change their disk.
 
 `start_process(env, prefix=())`: a server on a free port with `env` added to its environment, started
-through `prefix` (e.g. an `unshare` mount namespace); returns a ServerProcess. All are killed at the end.
+through `prefix` (e.g. an `unshare` mount namespace); returns a ServerProcess, whose `base_url` waits until
+it listens (so several start at once). All are stopped at the end.
 """
 
+import functools
 import os
 import re
 import signal
@@ -26,9 +28,9 @@ class ServerProcess:
             [*prefix, sys.executable, "-m", "serve", "--port", "0", "--threads", "4", "--quiet"], cwd=ROOT,
             stdout=self.log, stderr=self.log, env={**os.environ, "HOST": "", "PORT": "", **env},
             start_new_session=True)
-        self.base_url = self.wait_for_banner()
 
-    def wait_for_banner(self):
+    @functools.cached_property
+    def base_url(self):
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             match = re.search(r"on http://127\.0\.0\.1:(\d+)", self.log_path.read_text())
