@@ -59,6 +59,10 @@ def test_a_correction_made_in_chromium_reaches_the_store_the_export_and_stats(op
     assert entry["correct"] is False
     image = Image.open(io.BytesIO(base64.b64decode(entry["image"])))
     assert image.format == "PNG" and max(image.size) <= 280 and image.convert("L").getextrema()[1] == 255
+    [stroke] = entry["strokes"]  # the 7 of DIGITS is one stroke, in pad units and ms
+    assert len(stroke) > 10 and all(0 <= x <= 1 and 0 <= y <= 1 for x, y, _ in stroke)
+    assert stroke[0][2] == 0 and [t for _, _, t in stroke] == sorted(t for _, _, t in stroke)
+    assert stroke[0][:2] == pytest.approx(DIGITS["7"][0][0], abs=0.02)
     stats = request(feedback_server, "GET", "/stats", headers=bearer()).body.decode()
     assert "1 entries waiting in the store (1 corrections" in stats
     assert entry["image"] in stats  # the thumbnail is the drawing

@@ -5,11 +5,15 @@
  */
 
 const NOT_DIGIT = 'not_digit';
-// The server takes pads of at most this many pixels a side (docs/API.md, POST /feedback).
+// What the server takes (docs/API.md, POST /feedback): pads of at most this many pixels a side, and
+// strokes within these bounds; longer strokes are left out rather than have the entry refused.
 const MAX_IMAGE_SIDE = 280;
+const MAX_STROKES = 64;
+const MAX_POINTS = 8192;
 const THANKS = 'Thank you!';
 
-/** Wire the panel `root` (#feedback in index.html); `queue` is a createFeedbackQueue(). */
+/** Wire the panel `root` (#feedback in index.html); `queue` is a createFeedbackQueue(). `offer` takes the pad's
+ * canvas and its strokes. */
 export function createFeedback(root, { queue }) {
   const right = root.querySelector('[data-testid="right"]');
   const wrong = root.querySelector('[data-testid="wrong"]');
@@ -53,13 +57,14 @@ export function createFeedback(root, { queue }) {
 
   async function store(label) {
     if (!current) return;
-    const { result, image } = current;
+    const { result, image, strokes } = current;
     current = null; // one answer, one entry, however fast the taps come
     showPicker(false);
     root.dataset.state = 'thanked';
     thanks.textContent = THANKS;
     const predicted = Number(result.label);
     const entry = { id: newId(), model: result.model, predicted, verdict: result.verdict, label, image };
+    if (strokes) entry.strokes = strokes;
     try {
       await queue.add(entry);
       root.dataset.lastId = entry.id;
@@ -91,10 +96,10 @@ export function createFeedback(root, { queue }) {
       if (!value) hide();
     },
 
-    /** Offer Right / Wrong for `result`, the answer now on screen for the drawing on `pad`. */
-    offer(result, pad) {
+    /** Offer Right / Wrong for `result`, the answer now on screen for the drawing on `pad` (made of `strokes`). */
+    offer(result, pad, strokes = null) {
       if (!enabled) return;
-      current = { result, image: padPng(pad) };
+      current = { result, image: padPng(pad), strokes: withinBounds(strokes) };
       root.hidden = false;
       root.dataset.state = 'asking';
       thanks.textContent = '';
@@ -104,6 +109,11 @@ export function createFeedback(root, { queue }) {
     /** The answer on screen is gone or out of date (a new stroke, Clear). */
     withdraw: hide,
   };
+}
+
+function withinBounds(strokes) {
+  const points = strokes?.reduce((total, stroke) => total + stroke.length, 0) ?? 0;
+  return strokes && strokes.length <= MAX_STROKES && points <= MAX_POINTS ? strokes : null;
 }
 
 /** The pad as a PNG data URL, scaled down to at most MAX_IMAGE_SIDE pixels a side. */

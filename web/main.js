@@ -72,7 +72,7 @@ async function predict() {
     });
     if (controller.signal.aborted) return;
     answer.showResult(result);
-    feedback.offer(result, elements.pad);
+    feedback.offer(result, elements.pad, pad.strokes());
   } catch (error) {
     if (!controller.signal.aborted) answer.showError(error);
   }
