@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve train convert test bench clean distclean vendor browser fonts postgres
+.PHONY: help setup serve front train convert test bench clean distclean vendor browser nginx fonts postgres check-arm
 
 ## help: list the verbs
 help:
@@ -44,6 +44,10 @@ vendor: $(VENDOR_STAMP)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
+## nginx: install Debian's nginx for `make front` and iproute2 for its tests, if missing
+nginx:
+	@PATH="$$PATH:/usr/sbin:/sbin"; command -v nginx >/dev/null && command -v ip >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nginx-light iproute2; }
+
 ## postgres: install Debian's PostgreSQL server for the feedback store's tests, if missing
 postgres:
 	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }
@@ -54,8 +58,8 @@ fonts: $(ALL_STAMP)
 	@packages="$$($(BIN)/python -c 'from bench.drawn_sets import FONT_PACKAGES; print(FONT_PACKAGES)')"; \
 	dpkg -s $$packages >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$packages; }
 
-## setup: install everything for development and tests (TensorFlow, Chromium, fonts, PostgreSQL, onnxruntime-web)
-setup: $(ALL_STAMP) vendor browser fonts postgres
+## setup: install everything for development and tests (TensorFlow, Chromium, nginx, fonts, PostgreSQL, onnxruntime-web)
+setup: $(ALL_STAMP) vendor browser nginx fonts postgres
 
 # Fewer malloc arenas keep the server's memory flat on a small device.
 ## serve: serve the committed model and the kiosk page on http://127.0.0.1:5000 (no TensorFlow)
@@ -63,7 +67,12 @@ serve: $(SERVE_STAMP)
 	@$(MAKE) --no-print-directory vendor || echo "warning: no npm, so no in-browser model; the page will ask the server"
 	MALLOC_ARENA_MAX=2 $(BIN)/python -m serve $(ARGS)
 
-## train: train the CNN on the full MNIST set (about 15 minutes on 2 idle cores) into build/
+## front: nginx on HOST:PORT (default 127.0.0.1:5000) in front of one server worker per core (deploy/nginx/)
+front: $(SERVE_STAMP) nginx
+	@$(MAKE) --no-print-directory vendor || echo "warning: no npm, so no in-browser model; the page will ask the server"
+	MALLOC_ARENA_MAX=2 $(BIN)/python -m serve.front $(ARGS)
+
+## train: train the reader on the full MNIST set into build/ (about 35 minutes on this 2-core machine, see README)
 train: $(ALL_STAMP)
 	$(BIN)/python -m train $(ARGS)
 
@@ -75,6 +84,13 @@ convert: $(ALL_STAMP)
 test: setup
 	$(BIN)/python -m pytest $(ARGS)
 
+# qemu is called explicitly, so nothing that qemu-user-static recommends (binfmt_misc support) is installed.
+## check-arm: run the server and model under qemu on Pi CPUs (Cortex-A72, A53, A76), compared with x86
+check-arm: $(SERVE_STAMP)
+	@command -v qemu-aarch64-static >/dev/null && [ -x /usr/sbin/debootstrap ] || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends qemu-user-static debootstrap debian-archive-keyring; }
+	$(SUDO) $(BIN)/python deploy/arm/check_arm.py $(ARGS)
+
 ## bench: measure speed, memory and accuracy against the peers; writes bench/RESULTS.md
 bench: setup
 	$(BIN)/python -m bench $(ARGS)
@@ -84,6 +100,6 @@ clean:
 	rm -rf build .pytest_cache .hypothesis web/vendor bench/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-## distclean: also remove the virtualenv, node_modules and the cached dataset
+## distclean: also remove the virtualenv, node_modules, the cached dataset and check-arm's downloads
 distclean: clean
-	rm -rf $(VENV) web/node_modules data
+	rm -rf $(VENV) web/node_modules data .cache

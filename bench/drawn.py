@@ -26,6 +26,7 @@ OLD_UNSURE_BELOW = 0.6
 TARGET_NON_DIGITS_TURNED_AWAY = 0.90   # issue 9
 TARGET_DIGITS_REFUSED = 0.02
 CONFUSION_PICTURE = ROOT / "bench" / "drawn-confusion.png"
+DEFAULT_CANDIDATES = ROOT / "build" / "candidates"  # where the candidates' training runs leave them (not committed)
 
 
 class Reader:
@@ -150,7 +151,10 @@ def accuracy(predictions, labels):
 def measure(args):
     manifest = load_manifest(args.artifacts)
     readers = [Reader(f"ours {variant}", reader_path(args.artifacts, manifest, variant), manifest) for variant in manifest["variants"]]
-    readers += candidate_readers(getattr(args, "candidates", None) or [])
+    shipped_files = {entry["sha256"] for entry in manifest["variants"].values()}
+    # The shipped model is one of the candidates; a quick run reads only the shipped files.
+    readers += [reader for reader in candidate_readers([] if args.quick else args.candidates)
+                if reader.manifest["variants"][reader.manifest.get("default_variant", "fp32")]["sha256"] not in shipped_files]
     seed_path, seed_summary, seed_command = seed_model_path(args.work_dir, args.quick)
     truth, seed = evaluate(readers, load_keras(seed_path), args.quick)
 
@@ -229,7 +233,8 @@ def measure(args):
          if not args.quick else "The confusion picture is drawn by a full run only."),
         f"The seed reference CNN ({seed_summary['parameters']:,} weights) was trained by `{seed_command}`.",
     ])
-    return Section("Drawn digits", script_command("bench.drawn", args, [f"--candidates={path}" for path in args.candidates]),
+    shown = [f"--candidates={path}" for path in args.candidates if path.resolve() != DEFAULT_CANDIDATES]
+    return Section("Drawn digits", script_command("bench.drawn", args, shown),
                    markdown + pareto(readers, scores, rejection, args.artifacts), targets)
 
 
@@ -258,8 +263,8 @@ def pareto(readers, scores, rejection, artifacts_dir):
 
 
 def add_arguments(parser):
-    parser.add_argument("--candidates", nargs="*", type=Path, default=[],
-                        help="folders holding converted candidates, one per subfolder with its manifest.json (e.g. build/candidates)")
+    parser.add_argument("--candidates", nargs="*", type=Path, default=[path for path in [DEFAULT_CANDIDATES] if path.is_dir()],
+                        help="folders holding candidates, each subfolder with artifacts/manifest.json (default: %(default)s, if it exists)")
 
 
 if __name__ == "__main__":

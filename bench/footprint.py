@@ -13,11 +13,12 @@ import sys
 import tomllib
 from importlib import metadata
 
+from bench import large_images
 from bench.load import build_request, run_load
 from bench.measure import median, ratio
 from bench.models import (PAD_SIDE, keras_reference_path, load_manifest, mnist_test, pad_image, png_bytes, reader_path,
                           tflite_classifier)
-from bench.report import ROOT, Section, Target, format_megabytes, format_ratio, format_seconds, run_section, script_command, table
+from bench.report import ROOT, Section, Target, format_bytes, format_megabytes, format_ratio, format_seconds, run_section, script_command, table
 from bench.servers import our_server, peer_server
 
 RESIDENT_TARGET = 80e6       # bytes, the serving process (issue 3)
@@ -152,7 +153,19 @@ def measure(args):
         file_rows.append([f"{name} classifier (reference, never served)", f"`{entry['file']}`", f"{entry['bytes']:,}"])
     file_rows.append(["TFLite classifier (converted here, for the bench)", f"`bench/out/{tflite_path.name}`", f"{tflite_path.stat().st_size:,}"])
 
+    large_inputs, large_single, (parallel_idle, parallel_peak) = large_images.measure(artifacts_dir=args.artifacts)
+    large_rows = [[name, format_bytes(len(body)), format_megabytes(large_single[name][0]), format_megabytes(large_single[name][1]),
+                   format_megabytes(large_single[name][1] - large_single[name][0])] for name, body, _ in large_inputs]
+    worst_name = max(large_single, key=lambda name: large_single[name][1] - large_single[name][0])
+    worst_above_idle = large_single[worst_name][1] - large_single[worst_name][0]
+
     targets = [
+        Target("worst-case request: peak resident above idle", f"≤ {format_megabytes(large_images.PER_REQUEST_BYTES)}",
+               f"{format_megabytes(worst_above_idle)} ({worst_name})", worst_above_idle <= large_images.PER_REQUEST_BYTES),
+        Target(f"{large_images.PARALLEL} worst-case requests at once: server peak resident",
+               f"≤ {format_megabytes(large_images.PARALLEL_RESIDENT_BYTES)}",
+               f"{format_megabytes(parallel_peak)} (idle {format_megabytes(parallel_idle)})",
+               parallel_peak <= large_images.PARALLEL_RESIDENT_BYTES, large_inputs[0][0]),
         Target("serving process resident memory", f"≤ {format_megabytes(RESIDENT_TARGET)}",
                f"{format_megabytes(ours['resident_bytes'])} after the first answer, {format_megabytes(resident_after)} after {served:,} requests",
                max(ours["resident_bytes"], resident_after) <= RESIDENT_TARGET,
@@ -168,6 +181,10 @@ def measure(args):
         f"After {served:,} more requests (4 keep-alive clients) our server holds {format_megabytes(resident_after)} "
         f"(peak {format_megabytes(peak_after)}); the Flask + Keras peer needs "
         f"{format_ratio(ratio(peer['resident_bytes'], ours['resident_bytes']))} our memory.",
+        f"**Worst-case inputs** (`python -m bench.large_images`): the largest images the server accepts, one "
+        f"request at a time, peak resident (VmHWM, reset before each); then {large_images.PARALLEL} of the first at once: "
+        f"peak {format_megabytes(parallel_peak)}.",
+        table(["Input", "Body", "Idle", "Peak", "Above idle"], large_rows),
         f"**Bare runtimes**, a fresh process each (median of {rounds}): import, load the model, answer one digit:",
         table(["Process", "Command", "Import", "Load model", "First answer", "Whole process", "Resident"], cold_rows),
         "**Installed size** of each extra's packages in this virtualenv:",

@@ -2,8 +2,9 @@
 
     python -m bench.http [--quick]
 
-Both servers run at once as separate processes on loopback and get the same 280x280 PNGs of MNIST
+The servers run at once as separate processes on loopback and get the same 280x280 PNGs of MNIST
 test digits; the load alternates between them round after round (bench/load.py, one epoll loop).
+Ours runs twice: one process, and `--workers N` (one per core) on one port.
 """
 
 from bench.load import LoadResult, build_request, run_load
@@ -11,6 +12,7 @@ from bench.measure import median, ratio
 from bench.models import PAD_SIDE, load_manifest, mnist_test, pad_image, png_bytes
 from bench.report import Section, Target, format_megabytes, format_ratio, format_seconds, run_section, script_command, table
 from bench.servers import our_server, peer_server
+from serve.workers import default_worker_count
 
 CONCURRENCY = (1, 4, 16)
 DIGITS = 32
@@ -50,10 +52,13 @@ def measure(args):
     load_manifest(args.artifacts)  # fail early on missing artifacts
     rounds, duration, warmup = (1, 0.5, 0.3) if args.quick else (3, 5.0, 2.0)
     bodies, labels = pad_pngs(DIGITS)
+    workers = default_worker_count()
     ours, peer = our_server(args.work_dir, args.artifacts), peer_server(args.work_dir, args.artifacts)
-    with ours.start(bodies[0]), peer.start(bodies[0]):
+    ours_workers = our_server(args.work_dir, args.artifacts, workers=workers)
+    with ours.start(bodies[0]), ours_workers.start(bodies[0]), peer.start(bodies[0]):
         memory_at_start = ours.memory()[0]
-        servers = (ours, peer)
+        workers_memory = ours_workers.memory()[0]
+        servers = (ours, ours_workers, peer)
         requests = {server: [build_request(server.port, body, "image/png") for body in bodies] for server in servers}
         for server in servers:
             run_load(server.port, requests[server], labels, concurrency=4, duration=warmup)
@@ -69,7 +74,7 @@ def measure(args):
         served = sum(result.completed for (server, _), runs in results.items() if server is ours for result in runs)
         memory_at_end = ours.memory()
 
-    rows, ratio_rows, summary = [], [], {}
+    rows, ratio_rows, worker_rows, summary = [], [], [], {}
     for concurrency in CONCURRENCY:
         for server in servers:
             runs = results[server, concurrency]
@@ -84,6 +89,10 @@ def measure(args):
         ours_figures, peer_figures = summary[ours, concurrency], summary[peer, concurrency]
         ratio_rows.append([concurrency, format_ratio(ratio(ours_figures["throughput"], peer_figures["throughput"])),
                            format_ratio(ratio(peer_figures["p50"], ours_figures["p50"]))])
+        workers_figures = summary[ours_workers, concurrency]
+        worker_rows.append([concurrency, f"{ours_figures['throughput']:,.0f}", f"{workers_figures['throughput']:,.0f}",
+                            format_ratio(ratio(workers_figures["throughput"], ours_figures["throughput"])),
+                            f"{ours_figures['server_cpu']:.0f}%", f"{workers_figures['server_cpu']:.0f}%"])
 
     single, full = summary[ours, 1], summary[ours, CONCURRENCY[-1]]
     peer_ratio = ratio(full["throughput"], summary[peer, CONCURRENCY[-1]]["throughput"])
@@ -101,13 +110,18 @@ def measure(args):
     ]
     png_sizes = [len(body) for body in bodies]
     markdown = "\n\n".join([
-        f"Servers: `{ours.command}` and `{peer.command}` (both waitress, same thread count). "
+        f"Servers: `{ours.command}`, `{ours_workers.command}` and `{peer.command}` (all waitress, same thread count per process). "
         f"Body: one of {DIGITS} MNIST test digits drawn at {PAD_SIDE}×{PAD_SIDE} "
         f"(8-bit grey PNG, {min(png_sizes):,}–{max(png_sizes):,} bytes), `Content-Type: image/png`. "
         f"Load: bench/load.py, closed loop, keep-alive; {rounds} round(s) of {duration:g} s per server and concurrency, "
         "alternating servers; req/s is the median over rounds, p50/p99 pool every request.",
         table(["Server", "Clients", "Requests", "Errors", "Wrong digit", "Req/s", "p50", "p99", "Server CPU", "Client CPU"], rows),
         table(["Clients", "Throughput, ours ÷ peer", "p50, peer ÷ ours"], ratio_rows),
+        f"One process against `--workers {workers}` (`{ours_workers.command}`: one process per core on one port), "
+        f"same run, same rounds. The {workers} workers hold {format_megabytes(workers_memory)} resident in all "
+        f"(one process: {format_megabytes(memory_at_start)}).",
+        table(["Clients", "Req/s, 1 process", f"Req/s, {workers} workers", "Ratio", "Server CPU, 1 process",
+               f"Server CPU, {workers} workers"], worker_rows),
         f"Our server's resident memory: {format_megabytes(memory_at_start)} after its first answer, "
         f"{format_megabytes(memory_at_end[0])} after {served:,} more requests (peak {format_megabytes(memory_at_end[1])}).",
         "CPU columns are percent of one core over the run (200% = both cores). The load generator is one Python "

@@ -69,11 +69,17 @@ class ServerProcess:
             self.stop()
             raise RuntimeError(f"{self.command} did not answer within {START_TIMEOUT} s")
 
+    def pids(self):
+        """The server's process and its worker processes, if it has any."""
+        return [self.process.pid, *child_pids(self.process.pid)]
+
     def memory(self):
-        return process_memory(self.process.pid)
+        """(resident, peak resident) bytes, summed over the server's processes."""
+        sizes = [process_memory(pid) for pid in self.pids()]
+        return sum(size[0] for size in sizes), sum(size[1] for size in sizes)
 
     def cpu_seconds(self):
-        return process_cpu_seconds(self.process.pid)
+        return sum(process_cpu_seconds(pid) for pid in self.pids())
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -91,13 +97,14 @@ class ServerProcess:
         self.stop()
 
 
-def our_server(work_dir, artifacts_dir, variant=None):
-    arguments = ["-m", "serve", "--port", "0", "--quiet"]
+def our_server(work_dir, artifacts_dir, variant=None, workers=1):
+    arguments = ["-m", "serve", "--port", "0", "--quiet", "--workers", str(workers)]
     if Path(artifacts_dir).resolve() != (ROOT / "artifacts"):
         arguments += ["--artifacts", str(artifacts_dir)]
     if variant:
         arguments += ["--variant", variant]
-    return ServerProcess("ours: Flask + onnxruntime", arguments, Path(work_dir) / "logs" / "serve.log", SERVE_ENVIRONMENT)
+    name = "ours: Flask + onnxruntime" + (f", {workers} worker processes" if workers > 1 else "")
+    return ServerProcess(name, arguments, Path(work_dir) / "logs" / f"serve-{workers}.log", SERVE_ENVIRONMENT)
 
 
 def peer_server(work_dir, artifacts_dir):
@@ -105,6 +112,17 @@ def peer_server(work_dir, artifacts_dir):
     if Path(artifacts_dir).resolve() != (ROOT / "artifacts"):
         arguments += ["--artifacts", str(artifacts_dir)]
     return ServerProcess("peer: Flask + Keras model.predict", arguments, Path(work_dir) / "logs" / "peer.log")
+
+
+def child_pids(pid):
+    """Live child processes of `pid` (a supervisor's workers), from /proc."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            pass  # the thread ended meanwhile
+    return [child for child in children if Path(f"/proc/{child}/status").exists()]
 
 
 def process_memory(pid):

@@ -2,6 +2,8 @@
 # Chromium full screen on the kiosk page, started by the desktop session (see deploy/README.md).
 # Waits for the server (up to a minute) but opens the page anyway: after one visit the page starts
 # from its offline copy and runs the model in the browser. Restarts Chromium if it ever exits.
+# Developer tools, printing, downloads and other addresses are switched off by the policies in
+# deploy/chromium-policies/ (installed into /etc/chromium/policies/managed/, see deploy/README.md).
 URL="${KIOSK_URL:-http://127.0.0.1:5000/}"
 # A profile of its own that survives reboots: it holds the offline copy of the page and the model
 # (never --incognito, which would forget them).

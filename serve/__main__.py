@@ -1,17 +1,18 @@
-"""Serve the committed model and the kiosk page with waitress: `python -m serve [--host H] [--port P]`.
+"""Serve the committed model and the kiosk page with waitress: `python -m serve [--host H] [--port P] [--workers N]`.
 
 Binds 127.0.0.1:5000 unless HOST/PORT or the flags say otherwise. Flask's debug mode is never on here.
+With more than one worker, a supervisor (serve/workers.py) runs N such servers on the one port.
 """
 
 import argparse
 import logging
 import os
+import socket
 import sys
 import threading
 
-from serve.files import precompress
-from serve.model import ModelError
-from serve.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_THREADS, create_server
+from serve.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_THREADS
+from serve.workers import REFUSED, default_worker_count, run_workers
 
 
 def parse_args(argv=None):
@@ -20,13 +21,22 @@ def parse_args(argv=None):
                         help="address to bind (env HOST; default %(default)s, this machine only)")
     parser.add_argument("--port", type=int, default=os.environ.get("PORT") or DEFAULT_PORT,
                         help="TCP port (env PORT; default %(default)s; 0 picks a free one)")
+    parser.add_argument("--workers", type=int, default=os.environ.get("WORKERS") or default_worker_count(),
+                        help="server processes on the one port, restarted if they die "
+                             "(env WORKERS; default %(default)s, the CPUs this process may use)")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
-                        help="worker threads (default %(default)s)")
+                        help="threads per worker process (default %(default)s)")
     parser.add_argument("--variant", choices=["fp32", "int8"], default=None,
                         help="model variant from the manifest (default: the manifest's default_variant)")
     parser.add_argument("--artifacts", default=None, help="artifacts directory (default: the repo's artifacts/)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
-    return parser.parse_args(argv)
+    # Set by the supervisor for its workers: the inherited listening socket, and a pipe for "ready".
+    parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    return args
 
 
 def build_app(args):
@@ -43,20 +53,37 @@ def build_app(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.workers > 1:
+        return run_workers(argv, args.workers, args.host, args.port)
+    return serve(args)
+
+
+def serve(args):
+    """One server process: load the model, then answer until interrupted."""
+    from serve.files import precompress
+    from serve.model import ModelError
+    from serve.server import create_server
+
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("serve.access").setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
         app = build_app(args)
     except ModelError as error:
         print(f"serve: refusing to start: {error}", file=sys.stderr)
-        return 2
-    server = create_server(app, host=args.host, port=args.port, threads=args.threads)
+        return REFUSED
+    listen_socket = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
+    server = create_server(app, host=args.host, port=args.port, threads=args.threads, listen_socket=listen_socket)
     # The kiosk's first page load fetches the 14 MB runtime; have its gzip ready by then.
     threading.Thread(target=precompress, args=(app.config["WEB_DIR"],), name="precompress", daemon=True).start()
     model = app.extensions["model"]
-    print(f"serve: model {model.model_id} ({model.variant}) on http://{server.effective_host}:{server.effective_port}",
-          file=sys.stderr, flush=True)
+    banner = f"serve: model {model.model_id} ({model.variant}) on http://{server.effective_host}:{server.effective_port}"
+    if args.ready_fd is None:
+        print(banner, file=sys.stderr, flush=True)
+    else:  # the supervisor prints one banner for all workers
+        os.write(args.ready_fd, banner.encode() + b"\n")
+        os.close(args.ready_fd)
     try:
         server.run()
     except KeyboardInterrupt:

@@ -26,9 +26,12 @@ def predict():
     model = current_app.extensions["model"]
     try:
         images, batch = read_images()
+        predictions = []
+        # One image at a time, decoded, read and let go, so a batch holds one decoded image, not 32.
         for index, image in enumerate(images):
             check_ink(image, model.ink_threshold, f"images[{index}]: " if batch else "")
-        predictions = [model.predict(image) for image in images]
+            predictions.append(model.predict(image))
+            del image
     except tuple(HTTP_ERRORS) as error:
         raise HTTP_ERRORS[type(error)](str(error)) from None
     return jsonify({"predictions": predictions} if batch else predictions[0])
@@ -100,10 +103,15 @@ def read_json_images(document, limit):
         raise InputError('"images" must be a non-empty array of base64 strings')
     if len(images) > max_batch:
         raise TooLargeError(f"{len(images)} images in one batch; the limit is {max_batch}")
-    arrays = []
-    for index, text in enumerate(images):
+    return decode_each(images, limit), True
+
+
+def decode_each(images, limit):
+    """The batch's images decoded one by one, as they are asked for."""
+    for index in range(len(images)):
         try:
-            arrays.append(image_to_array(decode_base64(text), limit))
+            array = image_to_array(decode_base64(images[index]), limit)
         except ValueError as error:
             raise type(error)(f"images[{index}]: {error}") from None
-    return arrays, True
+        images[index] = None  # the base64 text is no longer needed
+        yield array

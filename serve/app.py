@@ -11,7 +11,7 @@ from flask import Flask, json, request
 from werkzeug.exceptions import HTTPException
 
 from serve import api, feedback, files
-from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, set_pixel_limit
+from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_LARGE_DECODES, set_large_decode_limit, set_pixel_limit
 from serve.model import Model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,27 +27,30 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 
+DEFAULT_CONFIG = dict(
+    ARTIFACTS_DIR=str(ROOT / "artifacts"),
+    WEB_DIR=str(ROOT / "web"),
+    MODEL_VARIANT=None,  # None: the manifest's default_variant
+    MAX_CONTENT_LENGTH=5 * 1024 * 1024,  # bytes of request body; more is a 413 (nginx's limit too: serve/front.py)
+    MAX_IMAGE_PIXELS=DEFAULT_MAX_IMAGE_PIXELS,
+    MAX_LARGE_DECODES=DEFAULT_MAX_LARGE_DECODES,  # images over MAX_DECODED_SIDE decoded at once; others wait
+    MAX_BATCH=32,  # images in one {"images": [...]} request
+    MAX_FORM_PARTS=8,  # multipart needs one part; thousands would only cost parsing time
+)
+
 access_log = logging.getLogger("serve.access")
 
 
 def create_app(config=None):
     """Build the app; raises serve.model.ModelError (one line) if the model cannot be trusted."""
     app = Flask(__name__, static_folder=None)
-    app.config.from_mapping(
-        ARTIFACTS_DIR=str(ROOT / "artifacts"),
-        WEB_DIR=str(ROOT / "web"),
-        MODEL_VARIANT=None,  # None: the manifest's default_variant
-        MAX_CONTENT_LENGTH=5 * 1024 * 1024,  # bytes of request body; more is a 413
-        MAX_IMAGE_PIXELS=DEFAULT_MAX_IMAGE_PIXELS,
-        MAX_BATCH=32,  # images in one {"images": [...]} request
-        MAX_FORM_PARTS=8,  # multipart needs one part; thousands would only cost parsing time
-        **feedback.CONFIG_DEFAULTS,
-    )
+    app.config.from_mapping(DEFAULT_CONFIG, **feedback.CONFIG_DEFAULTS)
     app.config.from_prefixed_env("SERVE")
     if config:
         app.config.from_mapping(config)
 
     set_pixel_limit(app.config["MAX_IMAGE_PIXELS"])
+    set_large_decode_limit(app.config["MAX_LARGE_DECODES"])
     app.extensions["model"] = Model(app.config["ARTIFACTS_DIR"], app.config["MODEL_VARIANT"])
     app.json.sort_keys = False
 

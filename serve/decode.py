@@ -3,25 +3,52 @@
 Images may be any size and mode (grey, RGB, palette, with alpha), either polarity, and photos carry
 their EXIF orientation. The model does the MNIST normalisation itself, so this module only decodes,
 composites alpha, rotates, and flips polarity. Errors are ValueError subclasses naming the problem.
+
+An image larger than MAX_DECODED_SIDE is never held at full size: PNGs are decoded a band of rows at a
+time (serve/png_bands.py), other formats whole only when that is small (JPEG decodes at reduced scale),
+and each band is composited and box-reduced before the next. At most a few such decodes run at once.
 """
 
 import base64
 import binascii
+import ctypes
+import ctypes.util
 import io
 import math
+import threading
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageChops, ImageOps
+
+from serve import png_bands
 
 # Formats Pillow may open: the ones the API accepts, so no other (larger, riskier) decoder ever runs.
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
-# The model shrinks the digit to 20x20 anyway; bigger images are box-reduced first to bound memory.
-MAX_DECODED_SIDE = 1024
+# The model fits the digit's ink into a 20 px box; the kiosk's pad is 280 px. Larger images are
+# box-reduced by an integer factor to at most this side while they are decoded: a pad drawing is never
+# touched, a digit filling a tenth of a photo still keeps twice the model's box, and the float32 array
+# the model gets stays under 0.8 MB.
+MAX_DECODED_SIDE = 448
+# Rows are decoded, composited and reduced in bands of about this many pixels (1 MB as RGBA).
+BAND_PIXELS = 256 * 1024
+# A large image that cannot be decoded in bands (GIF, BMP, WebP, interlaced or 16-bit colour PNG) is
+# decoded whole if that holds at most this many bytes (2896x2896 palette pixels, 1024x1024 WebP), else
+# refused (413): together with the rest of a request, this keeps it within 30 MB.
+MAX_WHOLE_DECODE_BYTES = 8 * 1024 * 1024
+# Large decodes at once per process; each may take up to about MAX_WHOLE_DECODE_BYTES while it runs.
+DEFAULT_MAX_LARGE_DECODES = 2
 # Width x height read from an image's header; more is refused before decoding (HTTP 413).
 DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 EXIF_ORIENTATION = 0x0112
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+# Modes Pillow holds in 1 byte per pixel (colour takes 4, 16-bit grey 2).
+ONE_BYTE_MODES = ("1", "L", "P")
+# EXIF orientation -> the transpose that stands the picture upright (as ImageOps.exif_transpose does).
+UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
 # The "pixels" input follows MNIST: 0 is background, PIXELS_INK is full ink.
 PIXELS_INK = 255
 
@@ -55,7 +82,7 @@ def set_pixel_limit(max_pixels):
 
 
 def open_image(data, max_pixels):
-    """Decode the first frame of an image, refusing it from its header alone if it has too many pixels."""
+    """Open an image from its header, refusing it if it has too many pixels; nothing is decoded yet."""
     try:
         image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -65,11 +92,13 @@ def open_image(data, max_pixels):
     width, height = image.size
     if width * height > max_pixels:
         raise TooLargeError(f"image too large: {width}x{height} pixels, the limit is {max_pixels}")
-    if image.format == "JPEG" and max(width, height) > MAX_DECODED_SIDE:
-        # JPEG can decode at 1/2, 1/4 or 1/8 scale for free: a phone photo never needs full size.
-        image.draft(image.mode, (MAX_DECODED_SIDE, MAX_DECODED_SIDE))
+    return image
+
+
+def load(image):
+    """Decode the first frame of an opened image (an animated GIF/WebP's others are never read)."""
     try:
-        image.load()  # only the first frame of an animated GIF/WebP
+        image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise TooLargeError(f"image too large: {describe(error)}") from None
     except MemoryError:
@@ -92,47 +121,170 @@ def orient(image):
     return image
 
 
-def reduce_large(image):
-    factor = math.ceil(max(image.size) / MAX_DECODED_SIDE)
-    return image.reduce(factor) if factor > 1 else image
-
-
 def grey_image(image):
     """The image as 8-bit grey ("L"), with any transparency resolved by composite()."""
     mode = image.mode
-    if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        # 16-bit greyscale PNGs arrive as integer modes; 8 bits are plenty for a digit.
-        top = 1.0 if mode == "F" else 65535.0
-        values = np.clip(np.asarray(image, dtype=np.float32) * np.float32(255 / top), 0, 255)
-        return Image.fromarray(np.round(values).astype(np.uint8), "L")
+    if mode in SIXTEEN_BIT_MODES:
+        return sixteen_bit_to_grey(image)
     if mode in ALPHA_MODES or "transparency" in image.info:
         return composite(image.convert("RGBA"))
     return image if mode == "L" else image.convert("L")
 
 
+def sixteen_bit_to_grey(image):
+    """16-bit greyscale (PNGs arrive in Pillow's integer modes) as 8-bit: plenty for a digit."""
+    top = 1.0 if image.mode == "F" else 65535.0
+    values = np.clip(np.asarray(image, dtype=np.float32) * np.float32(255 / top), 0, 255)
+    return Image.fromarray(np.round(values).astype(np.uint8), "L")
+
+
 def composite(image):
-    """Flatten RGBA so that the ink stays visible.
+    """Flatten RGBA so that the ink stays visible (see ink_source)."""
+    alpha = image.getchannel("A")
+    grey = image.convert("L")
+    source = ink_source(alpha.getextrema()[0], border(np.asarray(alpha)), border(np.asarray(grey)))
+    if source == "grey":
+        return grey
+    if source == "alpha":
+        return alpha
+    flat = Image.new("RGBA", image.size, (source, source, source, 255))
+    return Image.alpha_composite(flat, image).convert("L")
+
+
+def ink_source(min_alpha, alpha_border, grey_border):
+    """Where the ink of an image with alpha is: "grey", "alpha", or the grey level to composite onto.
 
     A canvas export with a transparent background carries its ink in the alpha channel, and the
     colour under transparent pixels is arbitrary (often black), so compositing onto any one colour
     would hide black or white ink. So with a transparent border the alpha channel itself is the ink;
     with an opaque border, transparent holes take the border's own colour.
     """
-    alpha = image.getchannel("A")
-    if alpha.getextrema()[0] == 255:
-        return image.convert("L")
-    if border_median(np.asarray(alpha)) < 128:
-        return alpha
-    grey = image.convert("L")
-    backdrop = round(border_median(np.asarray(grey)))
-    flat = Image.new("RGBA", image.size, (backdrop, backdrop, backdrop, 255))
-    return Image.alpha_composite(flat, image).convert("L")
+    if min_alpha == 255:
+        return "grey"
+    if np.median(alpha_border) < 128:
+        return "alpha"
+    return round(float(np.median(grey_border)))
+
+
+def border(values):
+    """The outermost pixels of a 2-D array, each once."""
+    return np.concatenate([values[0], values[-1], values[1:-1, 0], values[1:-1, -1]])
 
 
 def border_median(values):
     """The median of the outermost pixels: the background level of a drawing or a photo of paper."""
-    border = np.concatenate([values[0], values[-1], values[1:-1, 0], values[1:-1, -1]])
-    return float(np.median(border))
+    return float(np.median(border(values)))
+
+
+def reduced_grey(image, data):
+    """A large image as upright 8-bit grey, box-reduced to at most MAX_DECODED_SIDE a side, decoded in bands.
+
+    The result is what grey_image, Image.reduce and orient would give at full size, except that an
+    opaque-bordered image with transparent holes is composited after reduction (the same up to rounding).
+    """
+    orientation = exif_orientation(image, data)
+    if image.format == "PNG" and png_bands.is_bandable(data):
+        factor = reduction_factor(image.size)
+        bands = png_bands.png_bands(data, band_rows(image.width, factor))
+    else:
+        if image.format == "JPEG":
+            # JPEG decodes at 1/2, 1/4 or 1/8 scale for free: a phone photo never needs full size.
+            factor = reduction_factor(image.size)
+            image.draft(image.mode, (math.ceil(image.width / factor), math.ceil(image.height / factor)))
+        needed = whole_decode_bytes(image)
+        if needed > MAX_WHOLE_DECODE_BYTES:
+            raise TooLargeError(
+                f"image too large to decode: a {image.width}x{image.height} {image.format} needs {needed / 2**20:.0f} MiB "
+                f"at once; at most {MAX_WHOLE_DECODE_BYTES // 2**20} MiB (a PNG that is not interlaced has no such limit)")
+        load(image)
+        factor = reduction_factor(image.size)
+        rows = band_rows(image.width, factor)
+        bands = (image.crop((0, top, image.width, min(top + rows, image.height))) for top in range(0, image.height, rows))
+    grey = Image.fromarray(reduce_bands(bands, factor), "L")
+    return grey.transpose(UPRIGHT[orientation]) if orientation in UPRIGHT else grey
+
+
+def whole_decode_bytes(image):
+    """Bytes a full-size decode of this image holds at once: Pillow's pixels, and libwebp's own copy of them."""
+    bytes_per_pixel = 1 if image.mode in ONE_BYTE_MODES else 2 if image.mode.startswith("I;16") else 4
+    copies = 2 if image.format == "WEBP" else 1
+    return image.width * image.height * bytes_per_pixel * copies
+
+
+def reduction_factor(size):
+    """The integer factor that brings the longest side to at most MAX_DECODED_SIDE."""
+    return max(1, math.ceil(max(size) / MAX_DECODED_SIDE))
+
+
+def band_rows(width, factor):
+    """Rows per band: a multiple of the reduction factor, so that no box straddles two bands."""
+    return factor * max(1, BAND_PIXELS // (width * factor))
+
+
+def exif_orientation(image, data):
+    """The EXIF orientation, read without decoding pixels (a PNG's eXIf chunk may follow its image data)."""
+    if image.format == "PNG":
+        payload = png_bands.exif_payload(data)
+        if payload is None:
+            return 1
+        exif = Image.Exif()
+        exif.load(payload)
+        return exif.get(EXIF_ORIENTATION, 1)
+    if image.format in ("JPEG", "WEBP"):
+        return image.getexif().get(EXIF_ORIENTATION, 1)
+    return 1
+
+
+def reduce_bands(bands, factor):
+    """uint8 grey of the whole image, box-reduced by `factor` (as Image.reduce), from its bands of rows.
+
+    With transparency, each band's grey, alpha and alpha-weighted grey are reduced, and the choice
+    that composite() makes from the full-size border is applied to the reduced planes at the end.
+    """
+    greys, alphas, weighted = [], [], []
+    alpha_edges, grey_edges, min_alpha = [], [], 255
+    for band in bands:
+        grey, alpha = grey_and_alpha(band)
+        greys.append(np.asarray(grey.reduce(factor)))
+        if alpha is not None:
+            alphas.append(np.asarray(alpha.reduce(factor)))
+            weighted.append(np.asarray(ImageChops.multiply(grey, alpha).reduce(factor)))
+            alpha_edges.append(edges(np.asarray(alpha)))
+            grey_edges.append(edges(np.asarray(grey)))
+            min_alpha = min(min_alpha, alpha.getextrema()[0])
+    if not alphas:
+        return np.concatenate(greys)
+    source = ink_source(min_alpha, join_edges(alpha_edges), join_edges(grey_edges))
+    if source == "grey":
+        return np.concatenate(greys)
+    if source == "alpha":
+        return np.concatenate(alphas)
+    plane = np.concatenate(weighted) + source * (1 - np.concatenate(alphas) / np.float32(255))
+    return np.clip(np.round(plane), 0, 255).astype(np.uint8)
+
+
+def grey_and_alpha(band):
+    """A band as grey_image reads it: 8-bit grey, and its alpha if it has transparency (else None)."""
+    mode = band.mode
+    if mode in SIXTEEN_BIT_MODES:
+        return sixteen_bit_to_grey(band), None
+    if mode in ALPHA_MODES or "transparency" in band.info:
+        rgba = band.convert("RGBA")
+        return rgba.convert("L"), rgba.getchannel("A")
+    return (band if mode == "L" else band.convert("L")), None
+
+
+def edges(values):
+    """Copies of a band's first row, last row, first column and last column (views would keep the band alive)."""
+    return values[0].copy(), values[-1].copy(), values[:, 0].copy(), values[:, -1].copy()
+
+
+def join_edges(band_edges):
+    """The whole image's border(), from its bands' edges."""
+    first_row, last_row = band_edges[0][0], band_edges[-1][1]
+    left = np.concatenate([edge[2] for edge in band_edges])[1:-1]
+    right = np.concatenate([edge[3] for edge in band_edges])[1:-1]
+    return np.concatenate([first_row, last_row, left, right])
 
 
 def to_ink(grey):
@@ -164,11 +316,46 @@ def image_to_array(data, max_pixels):
         raise InputError("empty image")
     image = open_image(data, max_pixels)
     try:
-        return to_ink(reduce_large(grey_image(orient(image))))
+        if max(image.size) <= MAX_DECODED_SIDE:
+            return to_ink(grey_image(orient(load(image))))
+        with _large_decodes:
+            try:
+                return to_ink(reduced_grey(image, data))
+            finally:
+                release_memory()
+    except (InputError, TooLargeError):
+        raise
     except MemoryError:
         raise TooLargeError("image too large to decode") from None
     except Exception as error:  # a hostile file can upset Pillow after decoding too (EXIF, modes)
         raise InputError(f"cannot decode image: {describe(error)}") from None
+
+
+_large_decodes = threading.BoundedSemaphore(DEFAULT_MAX_LARGE_DECODES)
+
+
+def set_large_decode_limit(count):
+    """How many large images this process decodes at once; more requests wait their turn."""
+    global _large_decodes
+    if count < 1:
+        raise ValueError("MAX_LARGE_DECODES must be at least 1")
+    _large_decodes = threading.BoundedSemaphore(count)
+
+
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc
+        return None
+
+
+_trim = _malloc_trim()
+
+
+def release_memory():
+    """Hand freed heap back to the system after a large decode (glibc keeps it for reuse otherwise)."""
+    if _trim is not None:
+        _trim(0)
 
 
 def decode_base64(text):

@@ -93,6 +93,7 @@ class Model:
             # The page runs the manifest's default variant: make that the one this server runs too,
             # so the browser and the server never answer with different files under one model id.
             self.manifest["default_variant"] = self.variant
+            self.manifest["browser_variant"] = self.variant
             self.manifest["model_id"] = f"{self.manifest['model_id']}-{self.variant}"
             self.manifest_bytes = json.dumps(self.manifest, indent=2).encode() + b"\n"
         self.model_id = self.manifest["model_id"]

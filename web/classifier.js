@@ -28,11 +28,13 @@ export class ServerError extends Error {
 /**
  * Start loading the model and the runtime. `onProgress(loaded, total)` follows the first download
  * (total is null when unknown); `onStateChange(state)` sees 'loading', then 'ready' or 'failed'.
+ * `variant` picks a model variant of the manifest (bench/ compares them); by default the manifest's choice.
  */
-export function createClassifier({ onProgress = () => {}, onStateChange = () => {} } = {}) {
+export function createClassifier({ onProgress = () => {}, onStateChange = () => {}, variant = null } = {}) {
   let state = 'loading';
   let manifest = null;
   let session = null;
+  let variantRunning = null;
   const queue = createQueue();
   const setState = (next) => onStateChange((state = next));
 
@@ -41,7 +43,9 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
 
   const started = (async () => {
     const progress = trackProgress(onProgress);
-    const modelLoaded = loadModel(progress.part('model')).then((model) => {
+    const modelLoaded = loadModel(progress.part('model'), variant).then((model) => {
+      performance.mark('classifier:model-loaded');
+      variantRunning = model.variant;
       announceManifest((manifest = model.manifest));
       return model;
     });
@@ -58,17 +62,18 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
     // doubles that on a busy CPU; so the model runs on the page's thread, after a stroke, never during one.
     ort.env.wasm.proxy = false;
     const inference = await ort.InferenceSession.create(model.bytes);
-    // The first runs of a session set up its buffers and make the browser compile the wasm kernels they
-    // use with its optimising compiler (tens of ms each until then): do that now, not on people's digits.
+    performance.mark('classifier:session-created');
+    // The first run of a session sets up its buffers: do that now, not on someone's digit.
     const warmUp = { [manifest.input.name]: warmUpImage(ort) };
-    for (let run = 0; run < WARM_UP_RUNS; run++) {
-      await inference.run(warmUp);
-      await new Promise((resolve) => setTimeout(resolve)); // let drawing go on in between
-    }
-    session = { ort, inference };
+    await inference.run(warmUp);
+    performance.mark('classifier:first-run');
+    session = { ort, inference, warmUp, classified: false };
   })();
   started.then(
-    () => setState('ready'),
+    () => {
+      setState('ready');
+      keepWarm(session, queue);
+    },
     (error) => {
       console.warn('in-browser model unavailable, asking the server instead:', error.message);
       setState('failed');
@@ -87,6 +92,10 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
     get manifest() {
       return manifest;
     },
+    /** The manifest variant the page runs, once the model has loaded. */
+    get variant() {
+      return variantRunning;
+    },
     /** How to read the pad for the model (see inputFormat). */
     get inputFormat() {
       return inputFormat(manifest);
@@ -97,10 +106,20 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
      * milliseconds}.
      */
     async classify(image, { onRetry = () => {}, signal } = {}) {
-      if (state === 'ready') return runInBrowser(session, manifest, image, queue);
-      return askServer(image, manifest, { onRetry, signal, browserReady: () => (state === 'ready' ? runInBrowser(session, manifest, image, queue) : null) });
+      if (state === 'ready') return runInBrowser(session, manifest, variantRunning, image, queue);
+      return askServer(image, manifest, { onRetry, signal, browserReady: () => (state === 'ready' ? runInBrowser(session, manifest, variantRunning, image, queue) : null) });
     },
   };
+}
+
+// The browser compiles the wasm kernels a session uses with its optimising compiler only after a few
+// runs (tens of ms each until then; after a reload its code cache may already hold them). Those runs go
+// on once the model is ready, queued between people's predictions, and stop at the first real digit.
+async function keepWarm(session, queue) {
+  for (let run = 1; run < WARM_UP_RUNS && !session.classified; run++) {
+    await new Promise((resolve) => setTimeout(resolve)); // let drawing go on in between
+    await queue(() => (session.classified ? null : session.inference.run(session.warmUp)));
+  }
 }
 
 // onnxruntime-web fetches and compiles its wasm as a stream, which lets Chromium cache the compiled code
@@ -122,7 +141,9 @@ export function inputFormat(manifest) {
   return { maxSide: MAX_INPUT_SIDE, ink: manifest?.input.ink ?? 1, background: manifest?.input.background ?? 0 };
 }
 
-async function runInBrowser({ ort, inference }, manifest, image, queue) {
+async function runInBrowser(session, manifest, variantRunning, image, queue) {
+  const { ort, inference } = session;
+  session.classified = true;
   const started = performance.now();
   const input = new ort.Tensor('float32', image.data, [image.height, image.width]);
   const outputs = await queue(() => inference.run({ [manifest.input.name]: input }));
@@ -134,7 +155,8 @@ async function runInBrowser({ ort, inference }, manifest, image, queue) {
     notDigit: outputs[manifest.outputs.not_digit.name].data[0],
     normalized: { data: normalizedTensor.data, height, width },
     backend: 'browser',
-    model: manifest.model_id,
+    // Named as the server names a variant it runs other than the default, so an answer says which file gave it.
+    model: variantRunning && variantRunning !== manifest.default_variant ? `${manifest.model_id}-${variantRunning}` : manifest.model_id,
     milliseconds: performance.now() - started,
   });
 }

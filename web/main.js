@@ -35,7 +35,7 @@ if (settings.feedback) {
 }
 const classifier = createClassifier({
   onProgress: status.showProgress,
-  onStateChange: (state) => status.showRuntime(state, classifier.manifest),
+  onStateChange: (state) => status.showRuntime(state, classifier.manifest, classifier.variant),
 });
 classifier.manifestLoaded.then((manifest) => {
   answer.setLabels(manifest.labels);
@@ -111,6 +111,9 @@ restartIdleTimer();
 elements.predict.addEventListener('click', predict);
 elements.clear.addEventListener('click', clearAll);
 document.addEventListener('pointerdown', restartIdleTimer);
+// A long press or a right click anywhere must not open Chromium's menu (Back, Reload, Print, Inspect):
+// even in --kiosk that menu is a way out of the page.
+document.addEventListener('contextmenu', (event) => event.preventDefault());
 document.addEventListener('keydown', (event) => {
   restartIdleTimer();
   if (event.key === 'Escape') clearAll();

@@ -43,10 +43,19 @@ export async function cachedManifestResponse() {
 }
 
 /**
- * The manifest and the bytes of the model it names (its default variant), from the cache when the hash
- * is already there, otherwise downloaded with `onProgress(loaded, total)`, checked and cached.
+ * The variant the page runs: the manifest's `browser_variant` when it names one (the file fastest in
+ * onnxruntime-web may not be the server's), else its `default_variant`.
  */
-export async function loadModel(onProgress = () => {}) {
+export function browserVariant(manifest) {
+  return manifest.browser_variant in manifest.variants ? manifest.browser_variant : manifest.default_variant;
+}
+
+/**
+ * The manifest, the variant chosen (`variant` if the manifest has it, else browserVariant) and the bytes of
+ * its model, from the cache when the hash is already there, otherwise downloaded with
+ * `onProgress(loaded, total)`, checked and cached.
+ */
+export async function loadModel(onProgress = () => {}, variant = null) {
   const cache = await openCache(MODEL_CACHE);
   let manifest;
   try {
@@ -55,14 +64,15 @@ export async function loadModel(onProgress = () => {}) {
     manifest = await readCachedManifest(cache);
     if (!manifest) throw error;
   }
+  const choose = (candidate) => (candidate.variants[variant] ? variant : browserVariant(candidate));
   try {
-    return { manifest, bytes: await modelBytes(manifest, cache, onProgress) };
+    return { manifest, variant: choose(manifest), bytes: await modelBytes(manifest, choose(manifest), cache, onProgress) };
   } catch (error) {
     // The server may be switching models (the file named by the manifest is gone) or going away:
     // keep running the last complete pair rather than nothing.
     const fallback = await readCachedManifest(cache);
-    if (!fallback || modelSha256(fallback) === modelSha256(manifest)) throw error;
-    return { manifest: fallback, bytes: await modelBytes(fallback, cache, onProgress) };
+    if (!fallback || modelSha256(fallback, choose(fallback)) === modelSha256(manifest, choose(manifest))) throw error;
+    return { manifest: fallback, variant: choose(fallback), bytes: await modelBytes(fallback, choose(fallback), cache, onProgress) };
   }
 }
 
@@ -73,17 +83,17 @@ export async function loadModel(onProgress = () => {}) {
 export async function isNewModelDeployed(manifest) {
   try {
     const latest = await fetchJson(MANIFEST_PATH);
-    return modelSha256(latest) !== modelSha256(manifest);
+    return modelSha256(latest, browserVariant(latest)) !== modelSha256(manifest, browserVariant(manifest));
   } catch {
     return false;
   }
 }
 
-const modelSha256 = (manifest) => manifest.variants[manifest.default_variant].sha256;
+const modelSha256 = (manifest, variantName) => manifest.variants[variantName].sha256;
 
-async function modelBytes(manifest, cache, onProgress) {
-  const variant = manifest.variants[manifest.default_variant];
-  const key = modelKey(modelSha256(manifest));
+async function modelBytes(manifest, variantName, cache, onProgress) {
+  const variant = manifest.variants[variantName];
+  const key = modelKey(variant.sha256);
   const cached = await cache?.match(key);
   let bytes = cached ? new Uint8Array(await cached.arrayBuffer()) : null;
   if (!bytes || (await sha256Hex(bytes)) !== variant.sha256) {

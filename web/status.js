@@ -23,10 +23,13 @@ export function createStatus(root) {
       render();
     },
 
-    /** 'loading' | 'ready' (the model runs in this browser) | 'failed' (the server answers). */
-    showRuntime(state, manifest) {
+    /** 'loading' | 'ready' (`variant` of the model runs in this browser) | 'failed' (the server answers). */
+    showRuntime(state, manifest, variant) {
       root.dataset.runtime = state;
-      if (state === 'ready') shown.runtime = `Model ${manifest.model_id}`;
+      if (state === 'ready') {
+        root.dataset.variant = variant;
+        shown.runtime = `Model ${manifest.model_id} (${variant})`;
+      }
       if (state === 'failed') shown.runtime = 'The server answers (no in-browser model)';
       render();
     },

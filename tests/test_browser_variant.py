@@ -1,0 +1,41 @@
+"""Which model file the page runs: the manifest's browser_variant when it names one, else its default_variant."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.browser_fixtures import RUNTIME_READY
+from tests.test_browser_faults import CACHED_MODEL_URLS, predict_drawn
+
+
+def release(directory, manifest, model_path, **changes):
+    """The committed artifacts in `directory`, with some manifest keys changed (None removes one)."""
+    for variant in manifest["variants"].values():
+        shutil.copy(model_path.parent / variant["file"], directory)
+    edited = {key: value for key, value in {**manifest, **changes}.items() if value is not None}
+    (directory / "manifest.json").write_text(json.dumps(edited))
+    return directory
+
+
+@pytest.fixture
+def browser_variant_release(tmp_path, manifest, model_path):
+    """The committed artifacts, with a manifest whose browser_variant is not its default_variant."""
+    other = next(name for name in manifest["variants"] if name != manifest["default_variant"])
+    return release(tmp_path, manifest, model_path, browser_variant=other), other
+
+
+def test_page_runs_the_default_variant_when_the_manifest_names_no_browser_variant(open_page, start_server, manifest,
+                                                                                  model_path, tmp_path):
+    page = open_page(start_server(ARTIFACTS_DIR=str(release(tmp_path, manifest, model_path, browser_variant=None))), "/?auto=0")
+    assert page.get_attribute(RUNTIME_READY, "data-variant") == manifest["default_variant"]
+
+
+def test_page_runs_the_browser_variant_the_manifest_names(open_page, start_server, manifest, browser_variant_release):
+    release_dir, variant = browser_variant_release
+    page = open_page(start_server(ARTIFACTS_DIR=str(release_dir)), "/?auto=0")
+    assert page.get_attribute(RUNTIME_READY, "data-variant") == variant
+    answer = predict_drawn(page, "7")
+    assert (answer["digit"], answer["backend"]) == ("7", "browser")
+    [cached] = page.evaluate(CACHED_MODEL_URLS)
+    assert manifest["variants"][variant]["sha256"] in cached
