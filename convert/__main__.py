@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convert import gate
 from convert.manifest import ARTIFACTS_DIR, SCHEMA_VERSION, sha256_bytes, write_artifacts
 from reader.contract import (DEFAULT_NOT_DIGIT_AT_LEAST, DEFAULT_SURE_AT_LEAST, LABELS, NOT_DIGIT_NAME, NUM_CLASSES,
                              NUM_DIGITS, OPSET, PROBABILITIES_NAME, VERDICT_NAME, VERDICTS, describe_input, describe_outputs)
@@ -42,6 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--test-limit", type=int, help="check on only the first N test digits (quick runs)")
     parser.add_argument("--calibration-digits", type=int, default=1000, help="training digits used to calibrate int8 (default: %(default)s)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |ONNX - Keras| probability (default: %(default)s)")
+    gate.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -167,6 +169,7 @@ def convert(args):
                                "uci_digits_8x8": round(accuracy(uci_probabilities, uci_labels), 5)}
         print(f"{variant}: {accuracies[variant]}", file=sys.stderr)
 
+    gate.check(args, open_session(reader), describe_outputs(), accuracies["fp32"]["mnist_test"], test_images, test_labels)
     manifest = build_manifest(summary, accuracies, parity, int8_agreement)
     manifest["versions"] = library_versions()
     fp32_bytes = reader.SerializeToString()
@@ -181,7 +184,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         convert(args)
-    except (DatasetError, ParityError, FileNotFoundError) as error:
+    except (DatasetError, ParityError, gate.GateError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
 
 

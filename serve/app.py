@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Flask, json, request
 from werkzeug.exceptions import HTTPException
 
-from serve import api, files
+from serve import api, feedback, files
 from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_LARGE_DECODES, set_large_decode_limit, set_pixel_limit
 from serve.model import Model
 
@@ -44,7 +44,7 @@ access_log = logging.getLogger("serve.access")
 def create_app(config=None):
     """Build the app; raises serve.model.ModelError (one line) if the model cannot be trusted."""
     app = Flask(__name__, static_folder=None)
-    app.config.from_mapping(DEFAULT_CONFIG)
+    app.config.from_mapping(DEFAULT_CONFIG, **feedback.CONFIG_DEFAULTS)
     app.config.from_prefixed_env("SERVE")
     if config:
         app.config.from_mapping(config)
@@ -55,6 +55,7 @@ def create_app(config=None):
     app.json.sort_keys = False
 
     app.register_blueprint(api.blueprint)
+    feedback.init_app(app)
     app.register_blueprint(files.blueprint)
     app.register_error_handler(HTTPException, error_as_json)
     app.before_request(start_timer)

@@ -8,7 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS_DIR = ROOT / "artifacts"
 
-pytest_plugins = ["tests.server_fixtures", "tests.browser_fixtures"]
+pytest_plugins = ["tests.server_fixtures", "tests.browser_fixtures", "tests.postgres_fixtures", "tests.process_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import pytest
 
 from serve.app import SECURITY_HEADERS, create_app
 from tests.conftest import ROOT
+from tests.feedback_helpers import TOKEN, bearer, feedback_document, post_feedback
 from tests.server_fixtures import encode, enlarge, post, post_json, request
 
 API_DOC = (ROOT / "docs" / "API.md").read_text()
@@ -33,15 +34,16 @@ def test_every_route_is_documented_and_every_documented_route_exists():
     assert set(documented_routes()) == served
 
 
-def test_documented_routes_answer(live_server, manifest):
+def test_documented_routes_answer(start_server, manifest, tmp_path):
+    base_url = start_server(ADMIN_TOKEN=TOKEN, FEEDBACK_DB=str(tmp_path / "feedback.sqlite"))
     for method, path in documented_routes():
         path = path.replace("{file}", manifest["variants"]["fp32"]["file"]).replace("{path}", "index.html")
         if method == "GET":
-            assert request(live_server, method, path).status == 200, path
+            assert request(base_url, method, path, headers=bearer()).status == 200, path
 
 
 def test_response_examples_have_the_live_shape(live_server, confident_digits):
-    single, batch = json_examples()
+    single, batch, _ = json_examples()
     png = encode(enlarge(confident_digits[0][1]), "PNG")
     live = post(live_server, png, "image/png").json()
     assert set(single) == set(live) and len(single["probabilities"]) == len(live["probabilities"])
@@ -62,3 +64,11 @@ def test_documented_limits_are_the_defaults():
 def test_documented_headers_are_the_ones_sent():
     for name, value in SECURITY_HEADERS.items():
         assert f"{name}: {value}" in API_DOC
+
+
+def test_the_feedback_example_is_stored(start_server, tmp_path):
+    base_url = start_server(FEEDBACK_DB=str(tmp_path / "feedback.sqlite"))
+    example = json_examples()[2]
+    document = {**example, "model": "digits-test", "image": feedback_document()["image"]}
+    assert post_feedback(base_url, document).status == 201
+    assert f"at most {create_app().config['FEEDBACK_MAX_BODY'] // 1024} KiB" in API_DOC

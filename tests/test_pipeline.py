@@ -1,6 +1,7 @@
 """A tiny real run of the whole pipeline: train (real TensorFlow) -> convert -> load with onnxruntime."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -60,3 +61,57 @@ def test_converted_model_reads_digits_with_onnxruntime(tiny_run, mnist):
         correct += int(np.argmax(probabilities) == label)
     # Three epochs on 2,000 distorted digits is far from the real model, but well above chance (0.1).
     assert correct / 200 > 0.3
+
+
+def test_retraining_on_a_handful_of_corrections_keeps_the_model_and_the_gate_prints_both_sides(
+        tiny_run, mnist, tmp_path, start_server, open_page):
+    """A correction made in Chromium and 25 stored ones, exported, mixed into the same tiny run; the tiny model is
+    the shipped one, so the gate compares the two."""
+    import random
+    import shutil
+    import time
+    import uuid
+
+    from serve.feedback import open_store
+    from serve.feedback.entry import Entry
+    from tests.feedback_helpers import TOKEN, export
+    from tests.server_fixtures import encode, enlarge
+    from tests.test_browser_feedback import ALL_SENT, WRONG, another_label, answer_a_drawing
+
+    rng = random.Random(0)
+    store = open_store({"FEEDBACK_DB": str(tmp_path / "feedback.sqlite"), "FEEDBACK_MAX_ENTRIES": 1000,
+                        "FEEDBACK_MAX_STORE_BYTES": 1 << 30, "FEEDBACK_RETENTION_DAYS": 0})
+    for image, label in zip(mnist["x_test"][500:525], mnist["y_test"][500:525]):
+        store.add(Entry(id=str(uuid.UUID(int=rng.getrandbits(128), version=4)), model="digits-tiny",
+                        predicted=(int(label) + 1) % 10, verdict="digit", label=str(label),
+                        image=encode(enlarge(image), "PNG"), strokes=None, received_at=time.time()))
+    base_url = start_server(ARTIFACTS_DIR=str(tiny_run), FEEDBACK_DB=str(tmp_path / "feedback.sqlite"),
+                            ADMIN_TOKEN=TOKEN)
+    page = open_page(base_url, "/?auto=0")
+    shown = answer_a_drawing(page, "4")
+    page.click(WRONG)
+    page.click(f'[data-testid="label-{another_label(shown)}"]')
+    page.wait_for_selector(ALL_SENT)
+    exported = tmp_path / "feedback.jsonl"
+    exported.write_text("".join(json.dumps(entry) + "\n" for entry in export(base_url)))
+    root = tiny_run.parent
+    run = lambda *args: subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=900)
+    trained = run("-m", "train", "--npz", str(root / "mnist.npz"), "--epochs", "3", "--validation-digits", "400",
+                  "--output-dir", str(tmp_path / "build"), "--prepared-dir", str(root / "prepared"),
+                  "--feedback", str(exported))
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert re.search(r"feedback: 26 corrections, \d+ trained on x20, \d+ held out", trained.stderr), trained.stderr[-500:]
+    shipped = tmp_path / "shipped"
+    shutil.copytree(tiny_run, shipped)
+    converted = run("-m", "convert", "--npz", str(root / "mnist.npz"), "--train-dir", str(tmp_path / "build"),
+                    "--artifacts-dir", str(shipped), "--calibration-digits", "200")
+    mnist_line = re.search(r"gate: MNIST test: shipped ([\d.]+), new ([\d.]+)", converted.stderr)
+    held_out_line = re.search(r"gate: held-out corrections: shipped (\d+)/(\d+), new (\d+)/(\d+)", converted.stderr)
+    decision = re.search(r"gate: (ship|REFUSED)", converted.stderr)
+    assert mnist_line and held_out_line and decision, converted.stderr[-2000:]
+    before, after = float(mnist_line[1]), float(mnist_line[2])
+    assert after >= before - 0.05  # a handful of corrections does not wreck the model
+    should_ship = after >= before - 0.001 and int(held_out_line[3]) >= int(held_out_line[1])
+    assert (decision[1] == "ship") == should_ship == (converted.returncode == 0)
+    manifest_changed = (shipped / "manifest.json").read_text() != (tiny_run / "manifest.json").read_text()
+    assert manifest_changed == should_ship

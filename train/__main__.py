@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from reader.contract import NUM_CLASSES, NUM_DIGITS
+from train import feedback
 from train.data import DEFAULT_CACHE_DIR, DatasetError, load_mnist
 
 DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parent.parent / "build"
@@ -48,6 +49,7 @@ def parse_args(argv=None):
     parser.add_argument("--teacher-weight", type=float, default=0.5, help="share of the teacher's answer in the target of MNIST-drawn digits (default: %(default)s)")
     parser.add_argument("--processes", type=int, default=2, help="processes preparing digits (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=20261125, help="random seed for weights, order and distortions (default: %(default)s)")
+    feedback.add_arguments(parser)
     args = parser.parse_args(argv)
     args.teacher = None if args.teacher in ("none", "") or args.recipe == "mnist" else Path(args.teacher)
     if args.epochs < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
@@ -120,6 +122,8 @@ def train(args):
     dataset = load_mnist(args.npz, args.cache_dir)
     x, y = dataset["x_train"][: args.limit], dataset["y_train"][: args.limit].astype(np.uint8)
     x_train, y_train, train_kinds, x_valid, y_valid, kinds = training_data(args, x, y)
+    if args.feedback:
+        x_train, y_train, train_kinds = feedback.mix_into_training(args, x_train, y_train, train_kinds)
     classes = NUM_CLASSES if args.recipe == "reader" else NUM_DIGITS
     print(f"{len(x_train)} training and {len(x_valid)} validation samples, {classes} classes", file=sys.stderr, flush=True)
 

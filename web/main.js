@@ -1,6 +1,8 @@
 /** The kiosk page: wires the pad, the classifier, the answer panel and the offline cache together. */
 import { createAnswer } from './answer.js';
 import { createClassifier } from './classifier.js';
+import { createFeedback, serverTakesFeedback } from './feedback.js';
+import { createFeedbackQueue } from './feedback-queue.js';
 import { isNewModelDeployed, keepPageOffline, registerServiceWorker } from './offline.js';
 import { createPad, readPixels } from './pad.js';
 import { readSettings } from './settings.js';
@@ -14,6 +16,7 @@ const elements = {
   autoPredict: document.querySelector('#auto-predict'),
   result: document.querySelector('[data-testid="result"]'),
   status: document.querySelector('#status'),
+  feedback: document.querySelector('#feedback'),
 };
 const timers = { autoPredict: 0, idle: 0 };
 let running = null; // AbortController of the prediction under way, if any
@@ -21,11 +24,23 @@ let running = null; // AbortController of the prediction under way, if any
 const serviceWorker = registerServiceWorker();
 const answer = createAnswer(elements.result);
 const status = createStatus(elements.status);
+const feedbackQueue = createFeedbackQueue({ onChange: (count) => (elements.feedback.dataset.queued = count) });
+const feedback = createFeedback(elements.feedback, { queue: feedbackQueue });
+feedback.setEnabled(settings.feedback);
+if (settings.feedback) {
+  serverTakesFeedback().then((enabled) => {
+    feedback.setEnabled(enabled);
+    if (enabled) feedbackQueue.flush();
+  });
+}
 const classifier = createClassifier({
   onProgress: status.showProgress,
   onStateChange: (state) => status.showRuntime(state, classifier.manifest, classifier.variant),
 });
-classifier.manifestLoaded.then((manifest) => answer.setLabels(manifest.labels));
+classifier.manifestLoaded.then((manifest) => {
+  answer.setLabels(manifest.labels);
+  feedback.setLabels(manifest.labels);
+});
 classifier.started
   .catch(() => {})
   .then(() => keepPageOffline(serviceWorker, classifier.runtimeFiles))
@@ -55,7 +70,9 @@ async function predict() {
       signal: controller.signal,
       onRetry: (error, delayMs) => controller.signal.aborted || answer.showRetrying(error, delayMs),
     });
-    if (!controller.signal.aborted) answer.showResult(result);
+    if (controller.signal.aborted) return;
+    answer.showResult(result);
+    feedback.offer(result, elements.pad, pad.strokes());
   } catch (error) {
     if (!controller.signal.aborted) answer.showError(error);
   }
@@ -63,6 +80,7 @@ async function predict() {
 
 function stopPrediction() {
   clearTimeout(timers.autoPredict);
+  feedback.withdraw();
   running?.abort();
   running = null;
 }

@@ -12,8 +12,9 @@
 export const SHELL_CACHE = 'shell-v1';
 export const MODEL_CACHE = 'model-v1';
 export const MANIFEST_PATH = '/model/manifest.json';
+export const FEEDBACK_PATH = '/feedback';
 const MODEL_PREFIX = '/model/';
-const API_PATHS = new Set(['/predict', '/healthz']);
+const API_PATHS = new Set(['/predict', '/healthz', FEEDBACK_PATH]);
 // Cache keys only, never requested from the server.
 const CACHED_MANIFEST_KEY = '/offline/manifest.json';
 const modelKey = (sha256) => `/offline/model-${sha256}.onnx`;

@@ -1,7 +1,8 @@
 /**
  * The drawing pad: white ink on a black canvas, drawn with Pointer Events so mouse, finger and pen all work.
- * Strokes are kept in pad units (0..1 of the canvas box) and painted in device pixels, so the drawing stays
- * crisp at any devicePixelRatio and survives a resize or a rotation of the screen.
+ * Strokes are kept in pad units (0..1 of the canvas box), with each sample's time in ms since the drawing
+ * began, and painted in device pixels, so the drawing stays crisp at any devicePixelRatio and survives a
+ * resize or a rotation of the screen.
  */
 
 // MNIST strokes are about a sixth of the digit's height and a digit fills most of the pad, so the line
@@ -17,10 +18,11 @@ export function createPad(canvas, { onStrokeStart = () => {}, onStrokeEnd = () =
   const strokes = [];
   let activePointer = null;
   let frame = 0;
+  let startTime = 0;
 
   function toPadUnits(event) {
     const box = canvas.getBoundingClientRect();
-    return [(event.clientX - box.left) / box.width, (event.clientY - box.top) / box.height];
+    return [(event.clientX - box.left) / box.width, (event.clientY - box.top) / box.height, event.timeStamp - startTime];
   }
 
   function setPen() {
@@ -80,6 +82,7 @@ export function createPad(canvas, { onStrokeStart = () => {}, onStrokeEnd = () =
     event.preventDefault();
     canvas.setPointerCapture(event.pointerId);
     activePointer = event.pointerId;
+    if (!strokes.length) startTime = event.timeStamp;
     strokes.push([toPadUnits(event)]);
     requestPaint();
     onStrokeStart();
@@ -120,6 +123,8 @@ export function createPad(canvas, { onStrokeStart = () => {}, onStrokeEnd = () =
       paint();
     },
     isEmpty: () => strokes.length === 0,
+    /** A copy of the strokes: [[[x, y, t], ...], ...], x and y in pad units, t in ms since the first touch. */
+    strokes: () => strokes.map((stroke) => stroke.map(([x, y, t]) => [round(x, 4), round(y, 4), round(t, 1)])),
     isDrawing: () => activePointer !== null,
   };
 }
@@ -158,6 +163,10 @@ function scratchContext(width, height) {
 function devicePixels(cssSize, exact) {
   const estimate = Math.max(1, Math.round(cssSize * devicePixelRatio));
   return exact && Math.abs(exact - estimate) <= 1 ? exact : estimate;
+}
+
+function round(value, digits) {
+  return Math.round(value * 10 ** digits) / 10 ** digits;
 }
 
 function midpoint([x1, y1], [x2, y2]) {

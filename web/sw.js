@@ -2,9 +2,10 @@
  * Service worker: lets the kiosk page start again when the server is restarting or the network is cut.
  * Every request for the page, its scripts and the runtime goes to the network first (so a new version is
  * used as soon as it is deployed) and falls back to the copy in the cache; the manifest falls back to the
- * one stored with the cached model. POST /predict and the model files are left to the page.
+ * one stored with the cached model; GET /feedback says "unknown" rather than fail. POST /predict, POST /feedback
+ * and the model files are left to the page.
  */
-import { SHELL_CACHE, MANIFEST_PATH, isShellPath, shellKey, cachedManifestResponse } from './offline.js';
+import { SHELL_CACHE, MANIFEST_PATH, FEEDBACK_PATH, isShellPath, shellKey, cachedManifestResponse } from './offline.js';
 
 // A server that is up answers loopback in milliseconds; one that takes this long is treated as away.
 const NETWORK_TIMEOUT_MS = 4000;
@@ -18,6 +19,9 @@ self.addEventListener('fetch', (event) => {
   if (request.method !== 'GET' || url.origin !== self.location.origin) return;
   if (url.pathname === MANIFEST_PATH) {
     event.respondWith(networkFirst(event, cachedManifestResponse));
+  } else if (url.pathname === FEEDBACK_PATH) {
+    // With the server away, whether it takes feedback is unknown: the page keeps its buttons and queues.
+    event.respondWith(fetchWithTimeout(request).catch(() => Response.json({ feedback: 'unknown' })));
   } else if (isShellPath(url.pathname)) {
     event.respondWith(networkFirst(event, () => cachedShellResponse(url), (response) => remember(url, response)));
   }

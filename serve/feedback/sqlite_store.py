@@ -1,0 +1,67 @@
+"""The embedded store: one SQLite file in WAL mode, every commit synced to disk (synchronous=FULL)."""
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+
+from serve.feedback.store import Store, StoreError, StoreFullError
+
+# Several server processes may share the file: a writer waits this long for another's lock.
+BUSY_TIMEOUT_SECONDS = 10
+SQLITE_FULL = 13
+
+
+class SQLiteStore(Store):
+    def __init__(self, path, **bounds):
+        super().__init__(**bounds)
+        self.path = Path(path)
+
+    def connect(self):
+        connection = getattr(self.local, "connection", None)
+        if connection is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            try:
+                connection.execute("PRAGMA journal_mode=WAL").fetchone()
+                connection.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error:
+                connection.close()
+                raise
+            self.local.connection = connection
+        return connection
+
+    @contextmanager
+    def session(self, exclusive=False):
+        try:
+            connection = self.connect()
+            # IMMEDIATE takes the write lock up front, so two writers never deadlock upgrading a read lock.
+            connection.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
+        except sqlite3.Error as error:
+            self.disconnect()
+            raise translate(error) from None
+        try:
+            yield connection.cursor()
+            connection.execute("COMMIT")
+        except BaseException as error:
+            try:
+                connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                self.disconnect()  # a connection that cannot roll back is not reused
+            if isinstance(error, sqlite3.Error):
+                raise translate(error) from None
+            raise
+
+    def disconnect(self):
+        connection = getattr(self.local, "connection", None)
+        self.local.connection = None
+        if connection is not None:
+            connection.close()
+
+    def describe(self):
+        return f"SQLite {self.path}"
+
+
+def translate(error):
+    """A StoreError (StoreFullError for a full disk) with SQLite's one-line reason."""
+    kind = StoreFullError if getattr(error, "sqlite_errorcode", None) == SQLITE_FULL else StoreError
+    return kind(f"feedback store: {error}")

@@ -1,0 +1,148 @@
+/**
+ * The visitor's feedback on an answer: "Right" confirms it, "Wrong" opens a picker of the digits and
+ * "not a digit", and one tap stores the drawing with its label (through the offline queue). Nothing is
+ * stored without a tap, one answer takes one entry, and the panel never covers the pad.
+ */
+
+const NOT_DIGIT = 'not_digit';
+// What the server takes (docs/API.md, POST /feedback): pads of at most this many pixels a side, and
+// strokes within these bounds; longer strokes are left out rather than have the entry refused.
+const MAX_IMAGE_SIDE = 280;
+const MAX_STROKES = 64;
+const MAX_POINTS = 8192;
+const THANKS = 'Thank you!';
+
+/** Wire the panel `root` (#feedback in index.html); `queue` is a createFeedbackQueue(). `offer` takes the pad's
+ * canvas and its strokes. */
+export function createFeedback(root, { queue }) {
+  const right = root.querySelector('[data-testid="right"]');
+  const wrong = root.querySelector('[data-testid="wrong"]');
+  const picker = root.querySelector('#feedback-picker');
+  const thanks = root.querySelector('#feedback-thanks');
+  let current = null; // {result, image} of the answer on screen, until it has its entry
+  let enabled = true;
+  let pickerLabels = null;
+
+  function setLabels(labels) {
+    if (pickerLabels?.join() === labels.join()) return;
+    pickerLabels = labels;
+    const buttons = [...labels.map((label) => labelButton(label, label, `It is a ${label}`)),
+      labelButton(NOT_DIGIT, 'Not a digit', 'It is not a digit')];
+    buttons.at(-1).classList.add('wide');
+    picker.replaceChildren(...buttons);
+  }
+
+  function labelButton(label, text, spoken) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'button feedback-label';
+    button.dataset.testid = label === NOT_DIGIT ? 'label-not-digit' : `label-${label}`;
+    button.dataset.label = label;
+    button.textContent = text;
+    button.setAttribute('aria-label', spoken);
+    return button;
+  }
+
+  function showPicker(open) {
+    picker.hidden = !open;
+    wrong.setAttribute('aria-expanded', String(open));
+    root.closest('[data-testid="result"]')?.classList.toggle('picking', open);
+  }
+
+  function hide() {
+    current = null;
+    root.hidden = true;
+    showPicker(false);
+  }
+
+  async function store(label) {
+    if (!current) return;
+    const { result, image, strokes } = current;
+    current = null; // one answer, one entry, however fast the taps come
+    showPicker(false);
+    root.dataset.state = 'thanked';
+    thanks.textContent = THANKS;
+    const predicted = Number(result.label);
+    const entry = { id: newId(), model: result.model, predicted, verdict: result.verdict, label, image };
+    if (strokes) entry.strokes = strokes;
+    try {
+      await queue.add(entry);
+      root.dataset.lastId = entry.id;
+    } catch (error) {
+      console.warn('feedback not kept:', error.message);
+    }
+  }
+
+  right.addEventListener('click', () => {
+    if (current) store(current.result.verdict === NOT_DIGIT ? NOT_DIGIT : Number(current.result.label));
+  });
+  wrong.addEventListener('click', () => {
+    if (!current) return;
+    showPicker(picker.hidden);
+    if (!picker.hidden) picker.querySelector('button')?.focus();
+  });
+  picker.addEventListener('click', (event) => {
+    const label = event.target.closest('button')?.dataset.label;
+    if (label !== undefined) store(label === NOT_DIGIT ? NOT_DIGIT : Number(label));
+  });
+
+  return {
+    setLabels,
+
+    /** Whether to offer feedback at all (the page's ?feedback=0, or a server that takes none). */
+    setEnabled(value) {
+      enabled = value;
+      root.closest('[data-testid="result"]').dataset.feedback = value ? 'on' : 'off';
+      if (!value) hide();
+    },
+
+    /** Offer Right / Wrong for `result`, the answer now on screen for the drawing on `pad` (made of `strokes`). */
+    offer(result, pad, strokes = null) {
+      if (!enabled) return;
+      current = { result, image: padPng(pad), strokes: withinBounds(strokes) };
+      root.hidden = false;
+      root.dataset.state = 'asking';
+      thanks.textContent = '';
+      showPicker(false);
+    },
+
+    /** The answer on screen is gone or out of date (a new stroke, Clear). */
+    withdraw: hide,
+  };
+}
+
+function withinBounds(strokes) {
+  const points = strokes?.reduce((total, stroke) => total + stroke.length, 0) ?? 0;
+  return strokes && strokes.length <= MAX_STROKES && points <= MAX_POINTS ? strokes : null;
+}
+
+/** The pad as a PNG data URL, scaled down to at most MAX_IMAGE_SIDE pixels a side. */
+export function padPng(canvas) {
+  const scale = Math.min(1, MAX_IMAGE_SIDE / Math.max(canvas.width, canvas.height));
+  const copy = document.createElement('canvas');
+  copy.width = Math.max(1, Math.round(canvas.width * scale));
+  copy.height = Math.max(1, Math.round(canvas.height * scale));
+  const context = copy.getContext('2d');
+  context.imageSmoothingQuality = 'high';
+  context.drawImage(canvas, 0, 0, copy.width, copy.height);
+  return copy.toDataURL('image/png');
+}
+
+/** A random (version 4) UUID; crypto.randomUUID only exists on https or localhost pages. */
+export function newId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** Whether the server takes feedback: false only when it says so; unknown (offline) counts as yes. */
+export async function serverTakesFeedback(url = '/feedback') {
+  try {
+    const response = await fetch(url, { cache: 'no-store' });
+    return !response.ok || (await response.json()).feedback !== 'off';
+  } catch {
+    return true;
+  }
+}
