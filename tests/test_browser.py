@@ -80,7 +80,7 @@ def test_finger_drawn_digit_is_recognised_by_auto_predict(open_page, live_server
     assert shown_answer(page)["digit"] == digit
 
 
-def test_browser_answer_equals_server_answer_for_the_same_drawing(open_page, live_server, start_server, manifest):
+def test_browser_answer_equals_server_answer_for_the_same_drawing(start_server, open_page, live_server, manifest):
     # The page runs the manifest's browser_variant (the faster file in onnxruntime-web); a server running that file
     # must give the very same answer.
     same_file_server = start_server(MODEL_VARIANT=manifest.get("browser_variant", manifest["default_variant"]))
@@ -112,7 +112,7 @@ DOODLES = {
 
 
 @pytest.mark.parametrize("name", DOODLES)
-def test_a_doodle_is_answered_calmly_as_not_a_digit(open_page, live_server, start_server, manifest, name):
+def test_a_doodle_is_answered_calmly_as_not_a_digit(start_server, open_page, live_server, manifest, name):
     page = open_ready(open_page, live_server)
     draw(page, DOODLES[name], "mouse")
     page.click(PREDICT)

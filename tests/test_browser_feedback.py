@@ -126,7 +126,7 @@ def test_feedback_0_in_the_address_hides_the_buttons(open_page, feedback_server)
     assert page.is_hidden(FEEDBACK) and page.get_attribute(RESULT, "data-feedback") == "off"
 
 
-def test_a_server_with_feedback_off_hides_the_buttons(open_page, start_server, tmp_path):
+def test_a_server_with_feedback_off_hides_the_buttons(start_server, open_page, tmp_path):
     base_url = start_server(FEEDBACK="off", FEEDBACK_DB=str(tmp_path / "feedback.sqlite"))
     page = open_page(base_url, "/?auto=0")
     page.wait_for_selector(f'{RESULT}[data-feedback="off"]')

@@ -25,13 +25,13 @@ def browser_variant_release(tmp_path, manifest, model_path):
     return release(tmp_path, manifest, model_path, browser_variant=other), other
 
 
-def test_page_runs_the_default_variant_when_the_manifest_names_no_browser_variant(open_page, start_server, manifest,
+def test_page_runs_the_default_variant_when_the_manifest_names_no_browser_variant(start_server, open_page, manifest,
                                                                                   model_path, tmp_path):
     page = open_page(start_server(ARTIFACTS_DIR=str(release(tmp_path, manifest, model_path, browser_variant=None))), "/?auto=0")
     assert page.get_attribute(RUNTIME_READY, "data-variant") == manifest["default_variant"]
 
 
-def test_page_runs_the_browser_variant_the_manifest_names(open_page, start_server, manifest, browser_variant_release):
+def test_page_runs_the_browser_variant_the_manifest_names(start_server, open_page, manifest, browser_variant_release):
     release_dir, variant = browser_variant_release
     page = open_page(start_server(ARTIFACTS_DIR=str(release_dir)), "/?auto=0")
     assert page.get_attribute(RUNTIME_READY, "data-variant") == variant
