@@ -46,6 +46,9 @@ def test_a_correction_is_stored_201_and_the_same_id_again_is_200(feedback_server
 def test_the_page_can_ask_whether_feedback_is_on(feedback_server):
     answer = request(feedback_server, "GET", "/feedback")
     assert (answer.status, answer.json()) == (200, {"feedback": "on"})
+    assert answer.headers["Cache-Control"] == "no-cache"
+    again = request(feedback_server, "GET", "/feedback", headers={"If-None-Match": answer.headers["ETag"]})
+    assert again.status == 304
 
 
 BAD_DOCUMENTS = {

@@ -42,7 +42,11 @@ def feedback_enabled():
 @blueprint.get("/feedback")
 def feedback_status():
     """Lets the page know whether to offer its buttons (a 404 would be an error in the browser's console)."""
-    return {"feedback": "off" if current_app.extensions["feedback"] is None else "on"}
+    response = current_app.json.response({"feedback": "off" if current_app.extensions["feedback"] is None else "on"})
+    # Revalidated like the page, so a second visit costs a 304, not a download.
+    response.headers["Cache-Control"] = "no-cache"
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 @blueprint.post("/feedback")
