@@ -129,7 +129,9 @@ class Check:
 
     def check_server(self, cpu, wheels):
         """Start `python -m serve` under emulation; the host asks for `/` and `/predict`."""
-        command, environment = self.guest(cpu, wheels, "-m", "serve", "--port", "0", "--quiet")
+        # One process, as the Pi's unit runs it: a supervisor would start its workers with the guest's python
+        # directly, outside qemu.
+        command, environment = self.guest(cpu, wheels, "-m", "serve", "--workers", "1", "--port", "0", "--quiet")
         server = subprocess.Popen(command, env=environment, cwd=ROOT, stderr=subprocess.PIPE, text=True)
         started = time.perf_counter()
         try:
