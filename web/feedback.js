@@ -140,7 +140,7 @@ export function newId() {
 /** Whether the server takes feedback: false only when it says so; unknown (offline) counts as yes. */
 export async function serverTakesFeedback(url = '/feedback') {
   try {
-    const response = await fetch(url, { cache: 'no-store' });
+    const response = await fetch(url, { cache: 'no-cache' });
     return !response.ok || (await response.json()).feedback !== 'off';
   } catch {
     return true;
