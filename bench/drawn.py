@@ -133,7 +133,7 @@ def confusion_picture(reader, truth, path):
         draw.text((margin + row * cell + cell // 2 - 3, margin - 18), str(row), fill="black")
         for col in range(10):
             # Correct answers shade blue, mistakes red; the darker, the larger the share of that row.
-            strength = shares[row, col] if row == col else min(1.0, 8 * shares[row, col])
+            strength = 0.45 * shares[row, col] if row == col else min(1.0, 8 * shares[row, col])  # counts stay legible
             tone = int(255 * (1 - strength))
             colour = (tone, tone, 255) if row == col else (255, tone, tone)
             box = (margin + col * cell, margin + row * cell, margin + (col + 1) * cell - 1, margin + (row + 1) * cell - 1)

@@ -38,7 +38,8 @@ def test_a_worker_killed_with_sigkill_is_replaced(supervised):
     os.kill(before[0], signal.SIGKILL)
     assert wait_until(lambda: len(supervised.worker_pids()) == WORKERS and supervised.worker_pids() != before, 60)
     assert before[0] not in supervised.worker_pids()
-    assert "exited with signal 9; restarting" in supervised.log_text()
+    # The supervisor says so once the new worker is up; give its line a moment to reach the log.
+    assert wait_until(lambda: "exited with signal 9; restarting" in supervised.log_text(), 10)
     base_url = f"http://{supervised.address}"
     assert wait_until(lambda: request(base_url, "GET", "/healthz").status == 200, 30)
 
