@@ -48,12 +48,6 @@ class PostgresStore(Store):
         # The shared SQL uses `?`; psycopg's placeholder is %s (the SQL text is a constant either way).
         cursor.execute(sql.replace("?", "%s"), parameters)
 
-    def disconnect(self):
-        connection = getattr(self.local, "connection", None)
-        self.local.connection = None
-        if connection is not None:
-            connection.close()
-
     def describe(self):
         return "PostgreSQL"
 

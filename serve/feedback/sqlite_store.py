@@ -51,12 +51,6 @@ class SQLiteStore(Store):
                 raise translate(error) from None
             raise
 
-    def disconnect(self):
-        connection = getattr(self.local, "connection", None)
-        self.local.connection = None
-        if connection is not None:
-            connection.close()
-
     def describe(self):
         return f"SQLite {self.path}"
 

@@ -73,6 +73,13 @@ class Store:
         """A context manager: one transaction on this thread's connection, yielding a cursor (subclasses)."""
         raise NotImplementedError
 
+    def disconnect(self):
+        """Close this thread's connection; the next transaction opens a new one."""
+        connection = getattr(self.local, "connection", None)
+        self.local.connection = None
+        if connection is not None:
+            connection.close()
+
     @contextmanager
     def transaction(self, exclusive=False):
         """A transaction on a migrated store; `exclusive` takes the write lock at once."""
