@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from reader.contract import PAD_PEN_WIDTH, PAD_SIDE
-from reader.pen import centre_distance, draw_strokes, paint, reink, skeleton
+from reader.pen import draw_strokes, redraw, reink
 
 PEN_WIDTHS = (0.035, 0.05, 0.07, 0.09)
 assert PAD_PEN_WIDTH in PEN_WIDTHS
@@ -58,12 +58,6 @@ def glyph(font, char, side=PAD_SIDE):
     big = big.resize((max(1, round(big.width * scale)), max(1, round(big.height * scale))), Image.BILINEAR)
     canvas.paste(big, ((side - big.width) // 2, (side - big.height) // 2))
     return np.asarray(canvas, np.float32) / 255.0
-
-
-def redraw(image, widths=PEN_WIDTHS, side=PAD_SIDE):
-    """A pad-sized raster reduced to its centre line and redrawn at each pen width: [len(widths), side, side]."""
-    distance = centre_distance(skeleton(image))
-    return np.stack([paint(distance, width * side) for width in widths])
 
 
 def font_sets(widths=PEN_WIDTHS):

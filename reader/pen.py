@@ -38,10 +38,19 @@ def fit_to_pad(image, side=PAD_SIDE):
     return np.asarray(Image.fromarray(image, "F").resize((side, side), Image.BILINEAR), np.float32)
 
 
-def reink(image, pen_widths=(PAD_PEN_WIDTH,), side=PAD_SIDE):
-    """A raster digit redrawn on a side x side pad with each pen width (fractions of the side): [len(widths), side, side]."""
-    distance = centre_distance(skeleton(fit_to_pad(image, side)))
+def paint_widths(distance, pen_widths, side):
+    """The centre line painted at each pen width (fractions of the side): [len(widths), side, side]."""
     return np.stack([paint(distance, width * side) for width in pen_widths])
+
+
+def redraw(image, pen_widths=(PAD_PEN_WIDTH,), side=PAD_SIDE):
+    """A pad-sized raster reduced to its centre line and redrawn at each pen width."""
+    return paint_widths(centre_distance(skeleton(image)), pen_widths, side)
+
+
+def reink(image, pen_widths=(PAD_PEN_WIDTH,), side=PAD_SIDE):
+    """A raster digit (an MNIST one) scaled to a side x side pad and redrawn at each pen width."""
+    return redraw(fit_to_pad(image, side), pen_widths, side)
 
 
 def rasterize_strokes(strokes, side):
@@ -59,5 +68,4 @@ def rasterize_strokes(strokes, side):
 
 def draw_strokes(strokes, pen_widths=(PAD_PEN_WIDTH,), side=PAD_SIDE):
     """Vector strokes drawn with the pad's pen at each width: [len(widths), side, side]."""
-    distance = centre_distance(rasterize_strokes(strokes, side))
-    return np.stack([paint(distance, width * side) for width in pen_widths])
+    return paint_widths(centre_distance(rasterize_strokes(strokes, side)), pen_widths, side)

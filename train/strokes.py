@@ -6,6 +6,7 @@ person could fairly read as a digit (O, l, S, Z, a circle...) are left out of bo
 uses these sources: its non-digits come from other fonts and other generators (bench/drawn.py).
 """
 
+import functools
 import math
 
 import numpy as np
@@ -45,6 +46,7 @@ def is_lineish(strokes):
     return spread[1] < 0.15 * spread[0]
 
 
+@functools.cache  # parsed once per process, not once per chunk of samples
 def hershey_glyphs():
     """(digits, others): lists of (font, char, strokes normalised to 0..1); digits carry their value."""
     from HersheyFonts import HersheyFonts
