@@ -1,21 +1,25 @@
 /**
- * The digit classifier. It runs the very ONNX file the server runs (named and hashed by the manifest) with
- * onnxruntime-web inside the page; until that has started, or if it cannot start (no WebAssembly, the
- * runtime blocked or broken), it asks the server's POST /predict instead.
+ * The classifier: the digit reader, or in number mode the number reader. It runs the very ONNX file the
+ * server runs (named and hashed by the manifest) with onnxruntime-web inside the page; until that has
+ * started, or if it cannot start (no WebAssembly, the runtime blocked or broken), it asks the server
+ * instead (POST /predict, or POST /number), whose answers it gives in the same shape.
  */
-import { download, hasOfflineCopy, loadModel } from './offline.js';
+import { combineProgress, download, hasOfflineCopy, loadModel, readerOf } from './offline.js';
 
 // onnxruntime-web's wasm-only build, copied here by `make vendor` (never a CDN: the kiosk may be offline).
 const RUNTIME_DIRECTORY = '/vendor/';
 const RUNTIME_MODULE = `${RUNTIME_DIRECTORY}ort.wasm.min.mjs`;
 const RUNTIME_FILES = [RUNTIME_MODULE, `${RUNTIME_DIRECTORY}ort-wasm-simd-threaded.mjs`, `${RUNTIME_DIRECTORY}ort-wasm-simd-threaded.wasm`];
 const RUNTIME_WASM = RUNTIME_FILES[2];
-const PREDICT_URL = '/predict';
-// Larger pads are scaled down first: the model only keeps a 20 px box, and 280 px holds every stroke.
-const MAX_INPUT_SIDE = 280;
+const SERVER_URLS = { digit: '/predict', number: '/number' };
+// Larger pads are scaled down first: the model only keeps a 20 px box, and 280 px holds every stroke; the
+// number pad is three digit pads wide (reader/contract.py NUMBER_PAD_WIDTH), so it keeps 280 px of height.
+const MAX_INPUT_SIDES = { digit: 280, number: 3 * 280 };
 const SERVER_RETRY_DELAYS_MS = [500, 1500];
 const WARM_UP_RUNS = 10;
 const BYTE_MAX = 255; // PNG channels are bytes
+// Until the manifest is known (a server answer on the very first load), a digit's label is its index.
+const DIGIT_LABELS = [...'0123456789'];
 
 /** A server answer that is not a prediction; `status` is the HTTP status, or 0 when the server is unreachable. */
 export class ServerError extends Error {
@@ -29,10 +33,12 @@ export class ServerError extends Error {
  * Start loading the model and the runtime. `onProgress(loaded, total)` follows the first download
  * (total is null when unknown); `onStateChange(state)` sees 'loading', then 'ready' or 'failed'.
  * `variant` picks a model variant of the manifest (bench/ compares them); by default the manifest's choice.
+ * `mode` is 'digit' (the digit reader) or 'number' (the number reader, the manifest's "numbers").
  */
-export function createClassifier({ onProgress = () => {}, onStateChange = () => {}, variant = null } = {}) {
+export function createClassifier({ onProgress = () => {}, onStateChange = () => {}, variant = null, mode = 'digit' } = {}) {
   let state = 'loading';
   let manifest = null;
+  let reader = null;
   let session = null;
   let variantRunning = null;
   const queue = createQueue();
@@ -42,10 +48,11 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
   const manifestLoaded = new Promise((resolve) => (announceManifest = resolve));
 
   const started = (async () => {
-    const progress = trackProgress(onProgress);
-    const modelLoaded = loadModel(progress.part('model'), variant).then((model) => {
+    const progress = combineProgress(onProgress);
+    const modelLoaded = loadModel(progress.part('model'), variant, mode).then((model) => {
       performance.mark('classifier:model-loaded');
       variantRunning = model.variant;
+      reader = readerOf(model.manifest, mode);
       announceManifest((manifest = model.manifest));
       return model;
     });
@@ -64,7 +71,7 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
     const inference = await ort.InferenceSession.create(model.bytes);
     performance.mark('classifier:session-created');
     // The first run of a session sets up its buffers: do that now, not on someone's digit.
-    const warmUp = { [manifest.input.name]: warmUpImage(ort) };
+    const warmUp = { [reader.input.name]: warmUpImage(ort, mode) };
     await inference.run(warmUp);
     performance.mark('classifier:first-run');
     session = { ort, inference, warmUp, classified: false };
@@ -81,6 +88,7 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
   );
 
   return {
+    mode,
     /** The runtime's files, which the page keeps for offline starts. */
     runtimeFiles: RUNTIME_FILES,
     started,
@@ -92,22 +100,28 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
     get manifest() {
       return manifest;
     },
+    /** The manifest's description of the reader this classifier runs (see readerOf). */
+    get reader() {
+      return reader;
+    },
     /** The manifest variant the page runs, once the model has loaded. */
     get variant() {
       return variantRunning;
     },
     /** How to read the pad for the model (see inputFormat). */
     get inputFormat() {
-      return inputFormat(manifest);
+      return inputFormat(manifest, mode);
     },
     /**
      * Classify `image` ({data, height, width}) in the page when the model is running there, else on the
-     * server. Resolves to {index, label, confidence, probabilities, verdict, notDigit, normalized, backend, model,
-     * milliseconds}.
+     * server. A digit resolves to {index, label, confidence, probabilities, verdict, notDigit, normalized,
+     * backend, model, milliseconds}; a number to POST /number's answer ({number, digits: [{digit, confidence,
+     * probabilities, box}], confidence, verdict, not_number, model}) with labels, normalized, backend and milliseconds.
      */
     async classify(image, { onRetry = () => {}, signal } = {}) {
-      if (state === 'ready') return runInBrowser(session, manifest, variantRunning, image, queue);
-      return askServer(image, manifest, { onRetry, signal, browserReady: () => (state === 'ready' ? runInBrowser(session, manifest, variantRunning, image, queue) : null) });
+      const inBrowser = () => runInBrowser(session, mode, reader, variantRunning, image, queue);
+      if (state === 'ready') return inBrowser();
+      return askServer(image, mode, reader, { onRetry, signal, browserReady: () => (state === 'ready' ? inBrowser() : null) });
     },
   };
 }
@@ -128,54 +142,76 @@ async function prefetchRuntime(onProgress) {
   if (!(await hasOfflineCopy(RUNTIME_WASM))) await download(RUNTIME_WASM, onProgress);
 }
 
-// A vertical bar on a pad-sized image: the size and kind of input a drawing will be.
-function warmUpImage(ort) {
-  const side = MAX_INPUT_SIDE;
-  const data = new Float32Array(side * side);
-  for (let row = side / 4; row < (3 * side) / 4; row++) data.fill(1, row * side + side / 2 - 8, row * side + side / 2 + 8);
-  return new ort.Tensor('float32', data, [side, side]);
+// Vertical bars on a pad-sized image (one for a digit, four for a number): the size and kind of input a drawing will be.
+function warmUpImage(ort, mode) {
+  const height = MAX_INPUT_SIDES.digit;
+  const width = MAX_INPUT_SIDES[mode];
+  const bars = mode === 'number' ? 4 : 1;
+  const data = new Float32Array(height * width);
+  for (let bar = 0; bar < bars; bar++) {
+    const column = Math.round(((bar + 0.5) * width) / bars);
+    for (let row = height / 4; row < (3 * height) / 4; row++) data.fill(1, row * width + column - 8, row * width + column + 8);
+  }
+  return new ort.Tensor('float32', data, [height, width]);
 }
 
-/** How to read the pad for `manifest`'s model: the longest side, and the values of ink and background. */
-export function inputFormat(manifest) {
-  return { maxSide: MAX_INPUT_SIDE, ink: manifest?.input.ink ?? 1, background: manifest?.input.background ?? 0 };
+/** How to read the pad for `manifest`'s reader of `mode`: the longest side, and the values of ink and background. */
+export function inputFormat(manifest, mode = 'digit') {
+  const input = manifest ? readerOf(manifest, mode)?.input : null;
+  return { maxSide: MAX_INPUT_SIDES[mode], ink: input?.ink ?? 1, background: input?.background ?? 0 };
 }
 
-async function runInBrowser(session, manifest, variantRunning, image, queue) {
+async function runInBrowser(session, mode, reader, variantRunning, image, queue) {
   const { ort, inference } = session;
   session.classified = true;
   const started = performance.now();
   const input = new ort.Tensor('float32', image.data, [image.height, image.width]);
-  const outputs = await queue(() => inference.run({ [manifest.input.name]: input }));
-  const probabilities = Array.from(outputs[manifest.outputs.probabilities.name].data);
-  const normalizedTensor = outputs[manifest.outputs.normalized.name];
-  const [height, width] = normalizedTensor.dims;
-  return describe(probabilities, manifest, {
-    verdict: manifest.outputs.verdict.values[Number(outputs[manifest.outputs.verdict.name].data[0])],
-    notDigit: outputs[manifest.outputs.not_digit.name].data[0],
-    normalized: { data: normalizedTensor.data, height, width },
+  const outputs = await queue(() => inference.run({ [reader.input.name]: input }));
+  const output = (name) => outputs[reader.outputs[name].name];
+  const [height, width] = output('normalized').dims;
+  const page = {
+    normalized: { data: output('normalized').data, height, width },
     backend: 'browser',
     // Named as the server names a variant it runs other than the default, so an answer says which file gave it.
-    model: variantRunning && variantRunning !== manifest.default_variant ? `${manifest.model_id}-${variantRunning}` : manifest.model_id,
-    milliseconds: performance.now() - started,
-  });
+    model: variantRunning && variantRunning !== reader.default_variant ? `${reader.model_id}-${variantRunning}` : reader.model_id,
+  };
+  const verdict = reader.outputs.verdict.values[Number(output('verdict').data[0])];
+  const answer = mode === 'number'
+    ? { ...readNumber(output, reader), verdict, ...page }
+    : describe(Array.from(output('probabilities').data), reader, { verdict, notDigit: output('not_digit').data[0], ...page });
+  return { ...answer, milliseconds: performance.now() - started };
+}
+
+// The number reader's outputs as POST /number answers them.
+function readNumber(output, reader) {
+  const digits = Array.from(output('digits').data, Number);
+  const probabilities = output('probabilities').data;
+  const boxes = output('boxes').data;
+  const width = reader.labels.length;
+  return {
+    number: digits.map((digit) => reader.labels[digit]).join(''),
+    digits: digits.map((digit, position) => ({
+      digit,
+      confidence: output('confidences').data[position],
+      probabilities: Array.from(probabilities.subarray(position * width, (position + 1) * width)),
+      box: Array.from(boxes.subarray(position * 4, (position + 1) * 4), Number),
+    })),
+    confidence: output('confidence').data[0],
+    not_number: output('not_number').data[0],
+    labels: reader.labels,
+  };
 }
 
 /** POST the image to the server, retrying briefly when it is unreachable or failing (5xx). */
-async function askServer(image, manifest, { onRetry, signal, browserReady }) {
-  const body = await toPng(image, manifest?.input);
+async function askServer(image, mode, reader, { onRetry, signal, browserReady }) {
+  const body = await toPng(image, reader?.input);
   for (let attempt = 0; ; attempt++) {
     const started = performance.now();
     try {
-      const answer = await postImage(body, signal);
-      return describe(answer.probabilities, manifest, {
-        verdict: answer.verdict,
-        notDigit: answer.not_digit,
-        normalized: null,
-        backend: 'server',
-        model: answer.model,
-        milliseconds: performance.now() - started,
-      });
+      const answer = await postImage(SERVER_URLS[mode], body, signal);
+      const page = { normalized: null, backend: 'server', model: answer.model, milliseconds: performance.now() - started };
+      if (mode === 'number') return { ...answer, labels: reader?.labels ?? DIGIT_LABELS, ...page };
+      return describe(answer.probabilities, reader, { verdict: answer.verdict, notDigit: answer.not_digit, ...page });
     } catch (error) {
       const retryable = error instanceof ServerError && (error.status === 0 || error.status >= 500);
       if (!retryable || attempt >= SERVER_RETRY_DELAYS_MS.length || signal?.aborted) throw error;
@@ -188,10 +224,10 @@ async function askServer(image, manifest, { onRetry, signal, browserReady }) {
   }
 }
 
-async function postImage(body, signal) {
+async function postImage(url, body, signal) {
   let response;
   try {
-    response = await fetch(PREDICT_URL, { method: 'POST', headers: { 'Content-Type': 'image/png' }, body, signal });
+    response = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'image/png' }, body, signal });
   } catch (error) {
     if (signal?.aborted) throw error;
     throw new ServerError('the server cannot be reached', 0);
@@ -201,9 +237,9 @@ async function postImage(body, signal) {
   return answer;
 }
 
-function describe(probabilities, manifest, extra) {
+function describe(probabilities, reader, extra) {
   const index = probabilities.indexOf(Math.max(...probabilities));
-  const labels = manifest?.labels ?? probabilities.map((_, position) => String(position));
+  const labels = reader?.labels ?? DIGIT_LABELS;
   return { index, label: labels[index], confidence: probabilities[index], probabilities, labels, ...extra };
 }
 
@@ -220,22 +256,6 @@ export function toPng({ data, height, width }, { ink = 1, background = 0 } = {})
   }
   context.putImageData(pixels, 0, 0);
   return new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
-}
-
-// Two downloads (model, runtime) shown as one progress figure.
-function trackProgress(onProgress) {
-  const parts = new Map();
-  return {
-    part(name) {
-      return (loaded, total) => {
-        parts.set(name, { loaded, total });
-        const all = [...parts.values()];
-        const known = all.every((part) => part.total);
-        const sum = (key) => all.reduce((total, part) => total + part[key], 0);
-        onProgress(sum('loaded'), known ? sum('total') : null);
-      };
-    },
-  };
 }
 
 // onnxruntime-web runs one inference at a time per session; a second Predict waits for the first.

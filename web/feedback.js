@@ -1,10 +1,14 @@
 /**
  * The visitor's feedback on an answer: "Right" confirms it, "Wrong" opens a picker of the digits and
- * "not a digit", and one tap stores the drawing with its label (through the offline queue). Nothing is
- * stored without a tap, one answer takes one entry, and the panel never covers the pad.
+ * "not a digit", and one tap stores the drawing with its label (through the offline queue). In number mode
+ * "Wrong" opens a keypad instead: the visitor types the number written (Save), or taps "not a number".
+ * Nothing is stored without a tap, one answer takes one entry, and the panel never covers the pad.
  */
 
 const NOT_DIGIT = 'not_digit';
+const NOT_NUMBER = 'not_number';
+// Numbers as long as the number reader is trained and measured on (reader/contract.py MAX_NUMBER_DIGITS).
+const MAX_TYPED_DIGITS = 8;
 // What the server takes (docs/API.md, POST /feedback): pads of at most this many pixels a side, and
 // strokes within these bounds; longer strokes are left out rather than have the entry refused.
 const MAX_IMAGE_SIDE = 280;
@@ -21,22 +25,64 @@ export function createFeedback(root, { queue }) {
   const thanks = root.querySelector('#feedback-thanks');
   let current = null; // {result, image} of the answer on screen, until it has its entry
   let enabled = true;
+  let mode = 'digit';
   let pickerLabels = null;
+  let typed = null; // the number keypad's display, in number mode
 
   function setLabels(labels) {
-    if (pickerLabels?.join() === labels.join()) return;
+    if (pickerLabels?.join() === labels.join() && picker.dataset.mode === mode) return;
     pickerLabels = labels;
+    picker.dataset.mode = mode;
+    if (mode === 'number') return buildKeypad(labels);
+    typed = null;
     const buttons = [...labels.map((label) => labelButton(label, label, `It is a ${label}`)),
       labelButton(NOT_DIGIT, 'Not a digit', 'It is not a digit')];
     buttons.at(-1).classList.add('wide');
     picker.replaceChildren(...buttons);
   }
 
+  // The number written, typed on keys (a kiosk has no keyboard): delete, Save, the digits, and "not a number".
+  function buildKeypad(labels) {
+    typed = document.createElement('output');
+    typed.className = 'typed-number';
+    typed.dataset.testid = 'typed-number';
+    typed.setAttribute('aria-label', 'The number you wrote');
+    const keys = labels.map((label) => keyButton(`key-${label}`, label, label, (key) => type(key.dataset.key)));
+    keys.forEach((key) => (key.dataset.key = key.textContent));
+    const erase = keyButton('key-delete', '⌫', 'Delete the last digit', () => setTyped(typed.value.slice(0, -1)));
+    const save = keyButton('save-number', 'Save', 'Save this number', () => typed.value && store(typed.value));
+    save.classList.add('primary');
+    const notNumber = labelButton(NOT_NUMBER, 'Not a number', 'It is not a number');
+    notNumber.classList.add('wide');
+    picker.replaceChildren(typed, erase, save, ...keys, notNumber);
+    setTyped('');
+  }
+
+  function keyButton(testid, text, spoken, onClick) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'button feedback-label';
+    button.dataset.testid = testid;
+    button.textContent = text;
+    button.setAttribute('aria-label', spoken);
+    button.addEventListener('click', onClick.bind(null, button));
+    return button;
+  }
+
+  function type(digit) {
+    if (typed.value.length < MAX_TYPED_DIGITS) setTyped(typed.value + digit);
+  }
+
+  function setTyped(value) {
+    typed.value = value;
+    picker.querySelector('[data-testid="save-number"]').disabled = !value;
+  }
+
   function labelButton(label, text, spoken) {
     const button = document.createElement('button');
     button.type = 'button';
     button.className = 'button feedback-label';
-    button.dataset.testid = label === NOT_DIGIT ? 'label-not-digit' : `label-${label}`;
+    button.dataset.testid = { [NOT_DIGIT]: 'label-not-digit', [NOT_NUMBER]: 'label-not-number' }[label] ?? `label-${label}`;
     button.dataset.label = label;
     button.textContent = text;
     button.setAttribute('aria-label', spoken);
@@ -62,8 +108,9 @@ export function createFeedback(root, { queue }) {
     showPicker(false);
     root.dataset.state = 'thanked';
     thanks.textContent = THANKS;
-    const predicted = Number(result.label);
-    const entry = { id: newId(), model: result.model, predicted, verdict: result.verdict, label, image };
+    // A number is kept as the string written ("007" is not 7); a digit as the integer.
+    const predicted = mode === 'number' ? result.number : Number(result.label);
+    const entry = { id: newId(), ...(mode === 'number' && { mode }), model: result.model, predicted, verdict: result.verdict, label, image };
     if (strokes) entry.strokes = strokes;
     try {
       await queue.add(entry);
@@ -74,20 +121,32 @@ export function createFeedback(root, { queue }) {
   }
 
   right.addEventListener('click', () => {
-    if (current) store(current.result.verdict === NOT_DIGIT ? NOT_DIGIT : Number(current.result.label));
+    if (!current) return;
+    const { verdict, label, number } = current.result;
+    if (mode === 'number') store(verdict === NOT_NUMBER ? NOT_NUMBER : number);
+    else store(verdict === NOT_DIGIT ? NOT_DIGIT : Number(label));
   });
   wrong.addEventListener('click', () => {
     if (!current) return;
+    if (typed) setTyped('');
     showPicker(picker.hidden);
     if (!picker.hidden) picker.querySelector('button')?.focus();
   });
   picker.addEventListener('click', (event) => {
     const label = event.target.closest('button')?.dataset.label;
-    if (label !== undefined) store(label === NOT_DIGIT ? NOT_DIGIT : Number(label));
+    if (label === undefined) return;
+    store([NOT_DIGIT, NOT_NUMBER].includes(label) ? label : Number(label));
   });
 
   return {
     setLabels,
+
+    /** 'digit' or 'number': what the answers are, and so what the picker offers; `labels` are the digits' labels. */
+    setMode(next, labels) {
+      mode = next;
+      hide();
+      if (labels) setLabels(labels);
+    },
 
     /** Whether to offer feedback at all (the page's ?feedback=0, or a server that takes none). */
     setEnabled(value) {

@@ -2,9 +2,10 @@
  * Offline support, shared by the page and the service worker (sw.js imports it, so nothing here touches
  * the DOM at load time).
  *
- * - The model: its bytes are cached under its sha256 next to the manifest that names it, and the pair is
- *   only replaced once a new model has downloaded and matched its hash. A page therefore never runs one
- *   model with another model's manifest, and a new hash on the server is picked up on the next load.
+ * - The models (the digit reader and the number reader): their bytes are cached under their sha256 next to
+ *   the manifest that names them, and the manifest is only replaced once the new model has downloaded and
+ *   matched its hash. A page therefore never runs one model with another model's manifest, and a new hash
+ *   on the server is picked up on the next load.
  * - The page, scripts and onnxruntime-web's wasm: cached by URL; the service worker asks the network first
  *   and answers from this cache when the server is away or failing.
  */
@@ -14,7 +15,7 @@ export const MODEL_CACHE = 'model-v1';
 export const MANIFEST_PATH = '/model/manifest.json';
 export const FEEDBACK_PATH = '/feedback';
 const MODEL_PREFIX = '/model/';
-const API_PATHS = new Set(['/predict', '/healthz', FEEDBACK_PATH]);
+const API_PATHS = new Set(['/predict', '/number', '/healthz', FEEDBACK_PATH]);
 // Cache keys only, never requested from the server.
 const CACHED_MANIFEST_KEY = '/offline/manifest.json';
 const modelKey = (sha256) => `/offline/model-${sha256}.onnx`;
@@ -43,19 +44,31 @@ export async function cachedManifestResponse() {
 }
 
 /**
- * The variant the page runs: the manifest's `browser_variant` when it names one (the file fastest in
+ * The manifest's description of one reader: the digit reader's keys are the manifest's own, the number
+ * reader's its "numbers" section (null in a manifest without one). Both have model_id, labels, input,
+ * outputs, default_variant, browser_variant and variants.
+ */
+export function readerOf(manifest, mode = 'digit') {
+  return mode === 'number' ? (manifest.numbers ?? null) : manifest;
+}
+
+const READER_MODES = ['digit', 'number'];
+
+/**
+ * The variant the page runs: the reader's `browser_variant` when it names one (the file fastest in
  * onnxruntime-web may not be the server's), else its `default_variant`.
  */
-export function browserVariant(manifest) {
-  return manifest.browser_variant in manifest.variants ? manifest.browser_variant : manifest.default_variant;
+export function browserVariant(reader) {
+  return reader.browser_variant in reader.variants ? reader.browser_variant : reader.default_variant;
 }
 
 /**
- * The manifest, the variant chosen (`variant` if the manifest has it, else browserVariant) and the bytes of
- * its model, from the cache when the hash is already there, otherwise downloaded with
- * `onProgress(loaded, total)`, checked and cached.
+ * The manifest, the variant chosen for `mode`'s reader (`variant` if it has one of that name, else
+ * browserVariant) and the bytes of its model, from the cache when the hash is already there, otherwise
+ * downloaded with `onProgress(loaded, total)`, checked and cached. The other reader's file is cached too,
+ * so that the page can switch modes offline.
  */
-export async function loadModel(onProgress = () => {}, variant = null) {
+export async function loadModel(onProgress = () => {}, variant = null, mode = 'digit') {
   const cache = await openCache(MODEL_CACHE);
   let manifest;
   try {
@@ -64,53 +77,98 @@ export async function loadModel(onProgress = () => {}, variant = null) {
     manifest = await readCachedManifest(cache);
     if (!manifest) throw error;
   }
-  const choose = (candidate) => (candidate.variants[variant] ? variant : browserVariant(candidate));
+  const choose = (candidate) => chooseVariants(candidate, mode, variant)[mode];
   try {
-    return { manifest, variant: choose(manifest), bytes: await modelBytes(manifest, choose(manifest), cache, onProgress) };
+    return { manifest, variant: choose(manifest), bytes: await modelBytes(manifest, mode, variant, cache, onProgress) };
   } catch (error) {
     // The server may be switching models (the file named by the manifest is gone) or going away:
     // keep running the last complete pair rather than nothing.
     const fallback = await readCachedManifest(cache);
-    if (!fallback || modelSha256(fallback, choose(fallback)) === modelSha256(manifest, choose(manifest))) throw error;
-    return { manifest: fallback, variant: choose(fallback), bytes: await modelBytes(fallback, choose(fallback), cache, onProgress) };
+    if (!fallback || !choose(fallback) || modelSha256(fallback, mode, choose(fallback)) === modelSha256(manifest, mode, choose(manifest))) {
+      throw error;
+    }
+    return { manifest: fallback, variant: choose(fallback), bytes: await modelBytes(fallback, mode, variant, cache, onProgress) };
   }
 }
 
 /**
- * Whether the server now names another model than `manifest` (a new release was deployed). False when
- * the server cannot be asked: offline, the model in hand is the best there is.
+ * Whether the server now names other models than `manifest` (a new release was deployed). False when
+ * the server cannot be asked: offline, the models in hand are the best there are.
  */
 export async function isNewModelDeployed(manifest) {
   try {
-    const latest = await fetchJson(MANIFEST_PATH);
-    return modelSha256(latest, browserVariant(latest)) !== modelSha256(manifest, browserVariant(manifest));
+    return modelsOf(await fetchJson(MANIFEST_PATH)) !== modelsOf(manifest);
   } catch {
     return false;
   }
 }
 
-const modelSha256 = (manifest, variantName) => manifest.variants[variantName].sha256;
+const modelSha256 = (manifest, mode, variantName) => readerOf(manifest, mode)?.variants[variantName]?.sha256;
+const modelsOf = (manifest) => READER_MODES.map((mode) => {
+  const reader = readerOf(manifest, mode);
+  return reader ? modelSha256(manifest, mode, browserVariant(reader)) : '';
+}).join();
 
-async function modelBytes(manifest, variantName, cache, onProgress) {
-  const variant = manifest.variants[variantName];
-  const key = modelKey(variant.sha256);
-  const cached = await cache?.match(key);
-  let bytes = cached ? new Uint8Array(await cached.arrayBuffer()) : null;
-  if (!bytes || (await sha256Hex(bytes)) !== variant.sha256) {
-    bytes = await download(MODEL_PREFIX + variant.file, onProgress, variant.bytes);
-    const digest = await sha256Hex(bytes);
-    if (digest && digest !== variant.sha256) throw new Error(`${variant.file} does not match its sha256`);
-    await cache?.put(key, new Response(bytes));
+// The variant the page runs for each reader the manifest has: `variant` for `mode` when it has that one.
+function chooseVariants(manifest, mode, variant) {
+  const chosen = {};
+  for (const each of READER_MODES) {
+    const reader = readerOf(manifest, each);
+    if (reader) chosen[each] = each === mode && reader.variants[variant] ? variant : browserVariant(reader);
   }
+  return chosen;
+}
+
+async function modelBytes(manifest, mode, variant, cache, onProgress) {
+  const chosen = chooseVariants(manifest, mode, variant);
+  if (!chosen[mode]) throw new Error(`the manifest has no ${mode} reader`);
+  const progress = combineProgress(onProgress);
+  const files = Object.fromEntries(Object.entries(chosen).map(([each, name]) => [each, readerOf(manifest, each).variants[name]]));
+  const downloads = Object.entries(files).map(([each, file]) => {
+    const bytes = fileBytes(file, cache, progress.part(each));
+    // The other reader's file is only kept for later: failing to get it must not stop this one.
+    return each === mode ? bytes : bytes.catch((error) => console.warn(`${each} reader not kept offline:`, error.message));
+  });
+  const [bytes] = await Promise.all([downloads[Object.keys(files).indexOf(mode)], ...downloads]);
   if (cache) {
-    // The manifest goes in after its model, so a reader never finds a manifest without its model.
+    // The manifest goes in after its models, so a reader never finds a manifest without its model.
     await cache.put(CACHED_MANIFEST_KEY, new Response(JSON.stringify(manifest), { headers: { 'Content-Type': 'application/json' } }));
+    const kept = new Set(Object.values(files).map((file) => modelKey(file.sha256)));
     for (const request of await cache.keys()) {
       const { pathname } = new URL(request.url);
-      if (pathname.endsWith('.onnx') && pathname !== key) await cache.delete(request);
+      if (pathname.endsWith('.onnx') && !kept.has(pathname)) await cache.delete(request);
     }
   }
   return bytes;
+}
+
+// One model file, from the cache when its hash is there, otherwise downloaded, checked and cached.
+async function fileBytes(file, cache, onProgress) {
+  const key = modelKey(file.sha256);
+  const cached = await cache?.match(key);
+  let bytes = cached ? new Uint8Array(await cached.arrayBuffer()) : null;
+  if (!bytes || (await sha256Hex(bytes)) !== file.sha256) {
+    bytes = await download(MODEL_PREFIX + file.file, onProgress, file.bytes);
+    const digest = await sha256Hex(bytes);
+    if (digest && digest !== file.sha256) throw new Error(`${file.file} does not match its sha256`);
+    await cache?.put(key, new Response(bytes));
+  }
+  return bytes;
+}
+
+/** Several downloads reported as one `onProgress(loaded, total)`; total is null until every size is known. */
+export function combineProgress(onProgress) {
+  const parts = new Map();
+  return {
+    part(name) {
+      return (loaded, total) => {
+        parts.set(name, { loaded, total });
+        const all = [...parts.values()];
+        const sum = (key) => all.reduce((sum, part) => sum + part[key], 0);
+        onProgress(sum('loaded'), all.every((part) => part.total) ? sum('total') : null);
+      };
+    },
+  };
 }
 
 async function readCachedManifest(cache) {

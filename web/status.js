@@ -23,12 +23,17 @@ export function createStatus(root) {
       render();
     },
 
-    /** 'loading' | 'ready' (`variant` of the model runs in this browser) | 'failed' (the server answers). */
-    showRuntime(state, manifest, variant) {
+    /** 'loading' | 'ready' (`variant` of `reader`'s model runs in this browser) | 'failed' (the server answers). */
+    showRuntime(state, reader, variant) {
       root.dataset.runtime = state;
+      // A mode whose reader is still starting (the page switched to it) says so again.
+      if (state === 'loading') {
+        shown.runtime = 'Loading the recognizer…';
+        delete root.dataset.variant;
+      }
       if (state === 'ready') {
         root.dataset.variant = variant;
-        shown.runtime = `Model ${manifest.model_id} (${variant})`;
+        shown.runtime = `Model ${reader.model_id} (${variant})`;
       }
       if (state === 'failed') shown.runtime = 'The server answers (no in-browser model)';
       render();
