@@ -6,7 +6,8 @@
   expects with `@pytest.mark.console_errors("regex", ...)`.
 - `page`: `open_page` on the live server's kiosk page.
 - `draw(page, strokes, pointer="mouse" | "touch")`: real multi-point strokes on the pad; `DIGITS` has
-  strokes for a few digits, in pad units (0..1 of the pad's box).
+  strokes for a few digits, in pad units (0..1 of the pad's box); `number_strokes(number, pad_aspect)` writes
+  several of them side by side on the wide pad of number mode.
 """
 
 import math
@@ -142,3 +143,20 @@ DIGITS = {
     "7": [[(0.3, 0.2), (0.7, 0.2), (0.45, 0.85)]],
     "8": [arc(0.5, 0.33, 0.14, 0.14, 90, 450, 20) + arc(0.5, 0.65, 0.17, 0.17, -90, 270, 22)],
 }
+
+
+def number_strokes(number, pad_aspect):
+    """The strokes of `number` written left to right on a pad `pad_aspect` times as wide as high, in pad units.
+
+    Each digit of DIGITS (drawn for a square pad) goes into a square cell, the cells side by side and centred, shrunk
+    when the number would not fit; the digits' ink keeps about the middle 40% of each cell, so neighbours stay apart.
+    """
+    cell_width = min(1 / pad_aspect, 0.95 / len(number))  # of the pad's width
+    cell_height = cell_width * pad_aspect  # of the pad's height: the cell is square on screen
+    left = (1 - cell_width * len(number)) / 2
+    top = (1 - cell_height) / 2
+    return [
+        [(left + (index + x) * cell_width, top + y * cell_height) for x, y in stroke]
+        for index, digit in enumerate(number)
+        for stroke in DIGITS[digit]
+    ]
