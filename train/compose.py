@@ -108,9 +108,11 @@ def pad_glyph(drawn):
     return np.clip(np.asarray(picture, np.float32), 0.0, 1.0)
 
 
-def compose_numbers(glyphs, labels, per_length, seed, lengths=range(1, 9)):
-    """`per_length` numbers of each length from a pool of glyph rasters with digit labels: [(Line, digits), ...].
+def compose_numbers(glyphs, labels, per_length, seed, lengths=range(1, 9), to_glyph=mnist_glyph):
+    """`per_length` numbers of each length from a pool of digits and their labels: [(Line, digits), ...].
 
+    `to_glyph` turns a pool entry into a glyph raster (mnist_glyph for MNIST's uint8 digits, pad_glyph for
+    digits drawn on a pad).
     Digits are drawn uniformly from the pool (so each position's digit is uniform), seeded: the same pool and
     seed give the same numbers, which is what an evaluation set needs.
     """
@@ -119,5 +121,5 @@ def compose_numbers(glyphs, labels, per_length, seed, lengths=range(1, 9)):
     for length in lengths:
         for _ in range(per_length):
             picks = rng.integers(len(glyphs), size=length)
-            out.append((compose([glyphs[pick] for pick in picks], rng), [int(labels[pick]) for pick in picks]))
+            out.append((compose([to_glyph(glyphs[pick]) for pick in picks], rng), [int(labels[pick]) for pick in picks]))
     return out
