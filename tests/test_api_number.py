@@ -249,17 +249,6 @@ def test_bad_input_is_the_same_json_error_as_predict_and_the_server_stays_up(
     assert good.status == 200 and good.json()["number"] == "7"
 
 
-@pytest.fixture
-def digits_only_artifacts(tmp_path, manifest):
-    """The committed digit reader alone: a manifest without "numbers"."""
-    copy = tmp_path / "artifacts"
-    copy.mkdir()
-    for variant in manifest["variants"].values():
-        shutil.copy(ARTIFACTS_DIR / variant["file"], copy / variant["file"])
-    (copy / "manifest.json").write_text(json.dumps({key: value for key, value in manifest.items() if key != "numbers"}))
-    return copy
-
-
 def test_without_a_number_reader_number_is_503_and_digits_still_read(start_server, digits_only_artifacts, confident_digits):
     base_url = start_server(ARTIFACTS_DIR=str(digits_only_artifacts))
     image, _ = compose(confident_digits, "7")
