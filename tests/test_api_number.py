@@ -15,7 +15,7 @@ from serve.app import create_app
 from serve.decode import MAX_DECODED_SIDE, decode_image
 from serve.model import ModelError
 from tests.conftest import ARTIFACTS_DIR
-from tests.server_fixtures import encode, enlarge, post, request
+from tests.server_fixtures import encode, enlarge, post, post_json, request
 from tests.test_api_errors import BAD_INPUTS
 from tests.test_serve import run_python
 
@@ -48,10 +48,6 @@ def compose(confident_digits, number, scale=SCALE):
 
 def post_number(base_url, body, content_type):
     return post(base_url, body, content_type, path="/number")
-
-
-def post_number_json(base_url, document):
-    return post_number(base_url, json.dumps(document).encode(), "application/json")
 
 
 def png_of(image):
@@ -165,16 +161,16 @@ def test_every_input_form_gives_the_same_answer(live_server, confident_digits):
             "Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
     assert post_number(live_server, form, f"multipart/form-data; boundary={boundary}").json() == raw
     for text in (b64(png), "data:image/png;base64," + b64(png)):
-        assert post_number_json(live_server, {"image": text}).json() == raw
+        assert post_json(live_server, {"image": text}, path="/number").json() == raw
     pixels = np.asarray(image).tolist()
-    by_pixels = post_number_json(live_server, {"pixels": pixels}).json()
+    by_pixels = post_json(live_server, {"pixels": pixels}, path="/number").json()
     assert by_pixels["number"] == raw["number"]
 
 
 def test_pixels_are_any_rectangle_read_as_mnist_rows(live_server, confident_digits, numbers):
     digits = dict(confident_digits)
     row = np.concatenate([digits[4], digits[2]], axis=1)  # 28 x 56, the MNIST convention
-    answer = post_number_json(live_server, {"pixels": row.tolist()})
+    answer = post_json(live_server, {"pixels": row.tolist()}, path="/number")
     assert answer.status == 200, answer.body
     result = answer.json()
     assert_number_shape(result, numbers)
@@ -184,7 +180,7 @@ def test_pixels_are_any_rectangle_read_as_mnist_rows(live_server, confident_digi
 
 def test_a_batch_answers_in_order(live_server, numbers, confident_digits):
     images = [png_of(compose(confident_digits, number)[0]) for number in ("2026", "58", "7")]
-    answer = post_number_json(live_server, {"images": [b64(png) for png in images]})
+    answer = post_json(live_server, {"images": [b64(png) for png in images]}, path="/number")
     assert answer.status == 200, answer.body
     predictions = answer.json()["predictions"]
     assert [prediction["number"] for prediction in predictions] == ["2026", "58", "7"]
@@ -213,7 +209,7 @@ def test_a_blank_image_is_422(live_server, body, content_type, words):
 def test_a_blank_image_in_a_batch_is_422_naming_it(live_server, confident_digits):
     good = png_of(compose(confident_digits, "7")[0])
     blank = png_of(Image.new("L", (300, 100), 0))
-    answer = post_number_json(live_server, {"images": [b64(good), b64(blank)]})
+    answer = post_json(live_server, {"images": [b64(good), b64(blank)]}, path="/number")
     assert answer.status == 422 and answer.json()["error"].startswith("images[1]: no ink")
 
 
