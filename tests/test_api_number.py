@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from serve.app import create_app
-from serve.decode import MAX_DECODED_SIDE, decode_image
+from reader.contract import NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH
+from serve.decode import MAX_DECODED_SIDE, MAX_NUMBER_DECODED_SIDE, decode_image
 from serve.model import ModelError
 from tests.conftest import ARTIFACTS_DIR
 from tests.server_fixtures import encode, enlarge, post, post_json, request
@@ -98,29 +99,37 @@ def test_a_clear_number_is_read_with_each_digit_in_its_box(live_server, numbers,
 def test_boxes_of_a_large_image_are_in_its_own_pixels(live_server, numbers, confident_digits, image_format, content_type):
     enlarge = 3
     image, boxes = compose(confident_digits, "2026", scale=SCALE * enlarge)
-    assert max(image.size) > MAX_DECODED_SIDE * 4  # decoded at a fraction of its size
+    assert max(image.size) > MAX_NUMBER_DECODED_SIDE * 2  # decoded at a fraction of its size
     options = {"quality": 95} if image_format == "JPEG" else {}
     answer = post_number(live_server, encode(image, image_format, **options), content_type)
     assert answer.status == 200, answer.body
     result = answer.json()
     assert_number_shape(result, numbers)
     assert result["number"] == "2026", result
-    factor = decode_image(encode(image, image_format, **options), image.width * image.height).factor
-    assert factor >= 4
+    factor = decode_image(encode(image, image_format, **options), image.width * image.height, MAX_NUMBER_DECODED_SIDE).factor
+    assert factor >= 3
     assert_boxes_on_the_digits(result, boxes, tolerance=2 * SCALE * enlarge + factor)
     for digit in result["digits"]:
         x0, y0, x1, y1 = digit["box"]
         assert x1 <= image.width and y1 <= image.height
 
 
-def test_decode_reports_how_it_reduced_each_format(confident_digits):
+@pytest.mark.parametrize("max_side", [MAX_DECODED_SIDE, MAX_NUMBER_DECODED_SIDE])
+@pytest.mark.parametrize("image_format", ["PNG", "JPEG", "GIF", "BMP"])
+def test_decode_reports_how_it_reduced_each_format(confident_digits, image_format, max_side):
     image, _ = compose(confident_digits, "2026", scale=SCALE * 3)
-    for image_format in ("PNG", "JPEG", "GIF", "BMP"):
-        decoded = decode_image(encode(image, image_format), image.width * image.height)
-        assert (decoded.width, decoded.height) == image.size, image_format
-        assert decoded.image.shape == (math.ceil(image.height / decoded.factor), math.ceil(image.width / decoded.factor))
-        assert max(decoded.image.shape) <= MAX_DECODED_SIDE
-        assert decoded.original_box([0, 0, decoded.image.shape[1], decoded.image.shape[0]]) == [0, 0, *image.size]
+    decoded = decode_image(encode(image, image_format), image.width * image.height, max_side)
+    assert (decoded.width, decoded.height) == image.size and decoded.factor > 1
+    assert decoded.image.shape == (math.ceil(image.height / decoded.factor), math.ceil(image.width / decoded.factor))
+    assert max(decoded.image.shape) <= max_side
+    assert decoded.original_box([0, 0, decoded.image.shape[1], decoded.image.shape[0]]) == [0, 0, *image.size]
+
+
+def test_the_number_pad_is_read_unreduced(confident_digits):
+    image = Image.new("L", (NUMBER_PAD_WIDTH, NUMBER_PAD_HEIGHT), 0)
+    image.paste(compose(confident_digits, "2026", scale=3)[0], (20, 20))
+    decoded = decode_image(encode(image, "PNG"), image.width * image.height, MAX_NUMBER_DECODED_SIDE)
+    assert decoded.factor == 1 and np.array_equal(decoded.image, np.asarray(image, np.float32) * np.float32(1 / 255))
 
 
 def test_a_quarter_turned_photo_reports_its_upright_size(confident_digits):
@@ -133,16 +142,18 @@ def test_a_quarter_turned_photo_reports_its_upright_size(confident_digits):
     assert decoded.image.shape[1] > decoded.image.shape[0]
 
 
-def test_the_answer_is_the_graphs_own(live_server, numbers, confident_digits):
-    image, _ = compose(confident_digits, "2026")
+@pytest.mark.parametrize("scale", [SCALE, 3 * SCALE])
+def test_the_answer_is_the_graphs_own(live_server, numbers, confident_digits, scale):
+    image, _ = compose(confident_digits, "2026", scale)
     png = png_of(image)
     session = onnxruntime.InferenceSession(str(ARTIFACTS_DIR / numbers["variants"][numbers["default_variant"]]["file"]),
                                            providers=["CPUExecutionProvider"])
     keys = ["digits", "probabilities", "confidences", "boxes", "confidence", "not_number", "verdict"]
-    decoded = decode_image(png, image.width * image.height)
+    decoded = decode_image(png, image.width * image.height, MAX_NUMBER_DECODED_SIDE)
     outputs = dict(zip(keys, session.run([numbers["outputs"][key]["name"] for key in keys],
                                          {numbers["input"]["name"]: decoded.image})))
     result = post_number(live_server, png, "image/png").json()
+    assert decoded.factor == (1 if scale == SCALE else 3)
     assert [digit["digit"] for digit in result["digits"]] == outputs["digits"].tolist()
     np.testing.assert_allclose([digit["probabilities"] for digit in result["digits"]], outputs["probabilities"], atol=1e-6)
     np.testing.assert_allclose([digit["confidence"] for digit in result["digits"]], outputs["confidences"], atol=1e-6)
@@ -170,6 +181,7 @@ def test_every_input_form_gives_the_same_answer(live_server, confident_digits):
 def test_pixels_are_any_rectangle_read_as_mnist_rows(live_server, confident_digits, numbers):
     digits = dict(confident_digits)
     row = np.concatenate([digits[4], digits[2]], axis=1)  # 28 x 56, the MNIST convention
+    assert post_json(live_server, {"pixels": np.zeros((28, NUMBER_PAD_WIDTH), int).tolist()}, path="/number").status == 422
     answer = post_json(live_server, {"pixels": row.tolist()}, path="/number")
     assert answer.status == 200, answer.body
     result = answer.json()
@@ -217,8 +229,8 @@ def test_a_blank_image_in_a_batch_is_422_naming_it(live_server, confident_digits
 NUMBER_PIXELS_CASES = [
     ("pixels no rows", "POST", "application/json", b'{"pixels": []}', 400, "rows"),
     ("pixels empty row", "POST", "application/json", b'{"pixels": [[]]}', 400, "rows"),
-    ("pixels too many rows", "POST", "application/json", json.dumps({"pixels": [[0]] * 449}).encode(), 400, "rows"),
-    ("pixels too wide", "POST", "application/json", json.dumps({"pixels": [[0] * 449] * 28}).encode(), 400, "rows"),
+    ("pixels too many rows", "POST", "application/json", json.dumps({"pixels": [[0]] * 841}).encode(), 400, "rows"),
+    ("pixels too wide", "POST", "application/json", json.dumps({"pixels": [[0] * 841] * 28}).encode(), 400, "rows"),
     ("pixels ragged rows", "POST", "application/json", json.dumps({"pixels": [[0] * 56] * 27 + [[0] * 55]}).encode(), 400, "rows"),
 ]
 NUMBER_BAD_INPUTS = [case for case in BAD_INPUTS if case[0] != "pixels wrong rows"] + NUMBER_PIXELS_CASES
