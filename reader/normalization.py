@@ -43,26 +43,19 @@ def _constant(name, value, dtype):
     return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
 
 
-def build_normalization_nodes(output_name=CLASSIFIER_INPUT_NAME):
-    """Nodes that turn `image` [H, W] into `normalized` [28, 28] and `output_name` [1, 28, 28, 1]."""
+def ink_crop_nodes():
+    """Nodes that clip `image` [H, W], drop faint background (`ink`, `ink_mask`) and crop to the ink (`crop`,
+    `top_row`, `left_col`, `crop_hw`, `crop_hw_f`). Shared by the digit and the number reader."""
     f32, i64 = np.float32, np.int64
     n = helper.make_node
     return [
         _constant("zero_f", 0.0, f32),
-        _constant("zero_i", [0], i64),
         _constant("one_f", 1.0, f32),
         _constant("threshold", INK_THRESHOLD, f32),
-        _constant("epsilon", MASS_EPSILON, f32),
-        _constant("centre", CENTRE, f32),
-        _constant("canvas_i", [CANVAS_SIZE], i64),
         _constant("one_i", [1], i64),
-        _constant("box_f", float(BOX_SIZE), f32),
         _constant("axes_hw", [0, 1], i64),
         _constant("axis_0", [0], i64),
         _constant("axis_1", [1], i64),
-        _constant("shape_nchw_prefix", [1, 1], i64),
-        _constant("shape_canvas", [CANVAS_SIZE, CANVAS_SIZE], i64),
-        _constant("shape_nhwc", [1, CANVAS_SIZE, CANVAS_SIZE, 1], i64),
         # Ink mask; faint background (scanner noise, anti-alias tails) is dropped entirely.
         n("Clip", ["image", "zero_f", "one_f"], ["clipped"]),
         n("Greater", ["clipped", "threshold"], ["is_ink"]),
@@ -81,12 +74,28 @@ def build_normalization_nodes(output_name=CLASSIFIER_INPUT_NAME):
         n("Concat", ["top_row", "left_col"], ["crop_starts"], axis=0),
         n("Concat", ["row_end", "col_end"], ["crop_ends"], axis=0),
         n("Slice", ["ink", "crop_starts", "crop_ends", "axes_hw"], ["crop"]),
+        n("Shape", ["crop"], ["crop_hw"]),
+        n("Cast", ["crop_hw"], ["crop_hw_f"], to=TensorProto.FLOAT),
+    ]
+
+
+def build_normalization_nodes(output_name=CLASSIFIER_INPUT_NAME):
+    """Nodes that turn `image` [H, W] into `normalized` [28, 28] and `output_name` [1, 28, 28, 1]."""
+    f32, i64 = np.float32, np.int64
+    n = helper.make_node
+    return ink_crop_nodes() + [
+        _constant("zero_i", [0], i64),
+        _constant("epsilon", MASS_EPSILON, f32),
+        _constant("centre", CENTRE, f32),
+        _constant("canvas_i", [CANVAS_SIZE], i64),
+        _constant("box_f", float(BOX_SIZE), f32),
+        _constant("shape_nchw_prefix", [1, 1], i64),
+        _constant("shape_canvas", [CANVAS_SIZE, CANVAS_SIZE], i64),
+        _constant("shape_nhwc", [1, CANVAS_SIZE, CANVAS_SIZE, 1], i64),
         # Fit the crop into the box, keeping its aspect ratio; antialias matters when a
         # 280-pixel drawing shrinks to 20 pixels. The target size is computed here rather than
         # left to keep_aspect_ratio_policy, whose scaling onnxruntime and the ONNX specification
         # read differently; a long thin stroke (a bare "1") still keeps one pixel across.
-        n("Shape", ["crop"], ["crop_hw"]),
-        n("Cast", ["crop_hw"], ["crop_hw_f"], to=TensorProto.FLOAT),
         n("ReduceMax", ["crop_hw_f"], ["crop_long_side"], keepdims=1),
         n("Div", ["box_f", "crop_long_side"], ["box_scale"]),
         n("Mul", ["crop_hw_f", "box_scale"], ["boxed_hw_exact"]),
