@@ -315,3 +315,16 @@ def test_predict_cli_without_a_number_reader_says_so(tmp_path, digits_only_artif
     compose(confident_digits, "7")[0].save(good)
     result = run_python("-m", "serve.predict", "--number", "--artifacts", str(digits_only_artifacts), str(good))
     assert result.returncode == 2 and "no number reader" in result.stderr
+
+
+def test_the_digit_variant_picks_the_number_variant_when_there_is_one(start_server, numbers, confident_digits):
+    base_url = start_server(MODEL_VARIANT="int8")
+    variant = "int8" if "int8" in numbers["variants"] else numbers["default_variant"]
+    model_id = numbers["model_id"] + ("-int8" if variant != numbers["default_variant"] else "")
+    assert request(base_url, "GET", "/healthz").json()["numbers"] == {"model": model_id, "variant": variant}
+    served = json.loads(request(base_url, "GET", "/model/manifest.json").body)["numbers"]
+    assert served["default_variant"] == variant and served["model_id"] == model_id
+    # The page runs the served manifest's browser variant: with another variant it is the server's own.
+    assert variant == numbers["default_variant"] or served["browser_variant"] == variant
+    answer = post_number(base_url, png_of(compose(confident_digits, "7")[0]), "image/png").json()
+    assert answer["model"] == model_id and answer["number"] == "7"
