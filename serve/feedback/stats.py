@@ -7,7 +7,6 @@ import time
 from PIL import Image, ImageDraw, ImageFont
 
 from reader.contract import NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH
-
 from serve.feedback.entry import NOT_DIGIT, NUMBER_MODE, shown
 
 CLASSES = [str(digit) for digit in range(10)] + [NOT_DIGIT]
