@@ -9,7 +9,8 @@ from werkzeug.exceptions import (
 )
 
 from serve.decode import (
-    Decoded, InputError, NoInkError, TooLargeError, check_ink, decode_base64, decode_image, pixels_to_array,
+    MAX_DECODED_SIDE, MAX_NUMBER_DECODED_SIDE, Decoded, InputError, NoInkError, TooLargeError, check_ink,
+    decode_base64, decode_image, pixels_to_array,
 )
 
 blueprint = Blueprint("api", __name__)
@@ -33,7 +34,8 @@ def healthz():
 def predict():
     model = current_app.extensions["model"]
     pixels_side = model.manifest["normalization"]["canvas_size"]
-    return answer_each(lambda decoded: model.predict(decoded.image), model.ink_threshold, "a digit", pixels_side)
+    return answer_each(lambda decoded: model.predict(decoded.image), model.ink_threshold, "a digit",
+                       pixels_side, MAX_DECODED_SIDE)
 
 
 @blueprint.post("/number")
@@ -42,13 +44,13 @@ def number():
     if reader is None:
         raise ServiceUnavailable('this server has no number reader: its manifest has no "numbers" section')
     # A number's pixels may be any rectangle, since a line of digits is wider than it is high.
-    return answer_each(reader.predict, reader.ink_threshold, "a number", pixels_side=None)
+    return answer_each(reader.predict, reader.ink_threshold, "a number", None, MAX_NUMBER_DECODED_SIDE)
 
 
-def answer_each(read, ink_threshold, wanted, pixels_side):
+def answer_each(read, ink_threshold, wanted, pixels_side, max_side):
     """The JSON answer of `read(decoded)` for the request's image, or {"predictions": [...]} for a batch."""
     try:
-        images, batch = read_images(pixels_side)
+        images, batch = read_images(pixels_side, max_side)
         predictions = []
         # One image at a time, decoded, read and let go, so a batch holds one decoded image, not 32.
         for index, decoded in enumerate(images):
@@ -60,10 +62,11 @@ def answer_each(read, ink_threshold, wanted, pixels_side):
     return jsonify({"predictions": predictions} if batch else predictions[0])
 
 
-def read_images(pixels_side):
+def read_images(pixels_side, max_side):
     """The request's images, each a serve.decode.Decoded, and whether it was a batch.
 
-    `pixels_side` is the side of a JSON "pixels" square, or None to take any rectangle.
+    `pixels_side` is the side of a JSON "pixels" square, or None to take any rectangle; images are
+    decoded to at most `max_side` pixels a side.
     """
     if request.content_encoding:
         raise UnsupportedMediaType("Content-Encoding is not supported; send the body uncompressed")
@@ -73,11 +76,11 @@ def read_images(pixels_side):
     mimetype = request.mimetype
     limit = current_app.config["MAX_IMAGE_PIXELS"]
     if mimetype in IMAGE_TYPES:
-        return [decode_image(request.get_data(cache=False), limit)], False
+        return [decode_image(request.get_data(cache=False), limit, max_side)], False
     if mimetype == "multipart/form-data":
-        return [decode_image(read_form_file(), limit)], False
+        return [decode_image(read_form_file(), limit, max_side)], False
     if mimetype == "application/json":
-        return read_json_images(parse_json(request.get_data(cache=False)), limit, pixels_side)
+        return read_json_images(parse_json(request.get_data(cache=False)), limit, pixels_side, max_side)
     raise UnsupportedMediaType(
         f"unsupported Content-Type {mimetype or '(none)'!r}; send one of {', '.join(ACCEPTED_TYPES)}"
     )
@@ -113,29 +116,29 @@ def parse_json(body):
     return document
 
 
-def read_json_images(document, limit, pixels_side):
+def read_json_images(document, limit, pixels_side, max_side):
     given = [key for key in JSON_INPUTS if key in document]
     if len(given) != 1:
         raise InputError('the JSON object needs exactly one of "image", "pixels" or "images"')
     key = given[0]
     if key == "image":
-        return [decode_image(decode_base64(document["image"]), limit)], False
+        return [decode_image(decode_base64(document["image"]), limit, max_side)], False
     if key == "pixels":
-        return [Decoded.full_size(pixels_to_array(document["pixels"], pixels_side))], False
+        return [Decoded.full_size(pixels_to_array(document["pixels"], pixels_side, max_side))], False
     images = document["images"]
     max_batch = current_app.config["MAX_BATCH"]
     if not isinstance(images, list) or not images:
         raise InputError('"images" must be a non-empty array of base64 strings')
     if len(images) > max_batch:
         raise TooLargeError(f"{len(images)} images in one batch; the limit is {max_batch}")
-    return decode_each(images, limit), True
+    return decode_each(images, limit, max_side), True
 
 
-def decode_each(images, limit):
+def decode_each(images, limit, max_side):
     """The batch's images decoded one by one, as they are asked for."""
     for index in range(len(images)):
         try:
-            decoded = decode_image(decode_base64(images[index]), limit)
+            decoded = decode_image(decode_base64(images[index]), limit, max_side)
         except ValueError as error:
             raise type(error)(f"images[{index}]: {error}") from None
         images[index] = None  # the base64 text is no longer needed

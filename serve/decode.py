@@ -4,7 +4,8 @@ Images may be any size and mode (grey, RGB, palette, with alpha), either polarit
 their EXIF orientation. The model does the MNIST normalisation itself, so this module only decodes,
 composites alpha, rotates, and flips polarity. Errors are ValueError subclasses naming the problem.
 
-An image larger than MAX_DECODED_SIDE is never held at full size: PNGs are decoded a band of rows at a
+An image larger than MAX_DECODED_SIDE (for a number, MAX_NUMBER_DECODED_SIDE) is never held at full size:
+the decode reports the integer factor it reduced by, so answers can point into the sent image. PNGs are decoded a band of rows at a
 time (serve/png_bands.py), other formats whole only when that is small (JPEG decodes at reduced scale),
 and each band is composited and box-reduced before the next. At most a few such decodes run at once.
 """
@@ -22,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageChops, ImageOps
 
+from reader.contract import NUMBER_PAD_WIDTH
 from serve import png_bands
 
 # Formats Pillow may open: the ones the API accepts, so no other (larger, riskier) decoder ever runs.
@@ -31,6 +33,9 @@ IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 # touched, a digit filling a tenth of a photo still keeps twice the model's box, and the float32 array
 # the model gets stays under 0.8 MB.
 MAX_DECODED_SIDE = 448
+# A number is a wide line of digits: the kiosk's number pad is read unreduced, as the page reads it
+# (the model's input then stays under 2.9 MB).
+MAX_NUMBER_DECODED_SIDE = NUMBER_PAD_WIDTH
 # Rows are decoded, composited and reduced in bands of about this many pixels (1 MB as RGBA).
 BAND_PIXELS = 256 * 1024
 # A large image that cannot be decoded in bands (GIF, BMP, WebP, interlaced or 16-bit colour PNG) is
@@ -197,8 +202,8 @@ def border_median(values):
     return float(np.median(border(values)))
 
 
-def reduced_grey(image, data):
-    """A large image as upright 8-bit grey, box-reduced to at most MAX_DECODED_SIDE a side, decoded in bands.
+def reduced_grey(image, data, max_side=MAX_DECODED_SIDE):
+    """A large image as upright 8-bit grey, box-reduced to at most max_side a side, decoded in bands.
 
     Returns the grey image, the whole factor it was reduced by (a JPEG's draft scale included) and the
     full-size image's upright (width, height).
@@ -209,12 +214,12 @@ def reduced_grey(image, data):
     upright_size = image.size[::-1] if orientation in QUARTER_TURNS else image.size
     draft_scale = 1
     if image.format == "PNG" and png_bands.is_bandable(data):
-        factor = reduction_factor(image.size)
+        factor = reduction_factor(image.size, max_side)
         bands = png_bands.png_bands(data, band_rows(image.width, factor))
     else:
         if image.format == "JPEG":
             # JPEG decodes at 1/2, 1/4 or 1/8 scale for free: a phone photo never needs full size.
-            factor = reduction_factor(image.size)
+            factor = reduction_factor(image.size, max_side)
             full_width = image.width
             draft = image.draft(image.mode, (math.ceil(image.width / factor), math.ceil(image.height / factor)))
             if draft is not None:  # (mode, (0, 0, full width / scale, full height / scale))
@@ -225,7 +230,7 @@ def reduced_grey(image, data):
                 f"image too large to decode: a {image.width}x{image.height} {image.format} needs {needed / 2**20:.0f} MiB "
                 f"at once; at most {MAX_WHOLE_DECODE_BYTES // 2**20} MiB (a PNG that is not interlaced has no such limit)")
         load(image)
-        factor = reduction_factor(image.size)
+        factor = reduction_factor(image.size, max_side)
         rows = band_rows(image.width, factor)
         bands = (image.crop((0, top, image.width, min(top + rows, image.height))) for top in range(0, image.height, rows))
     grey = Image.fromarray(reduce_bands(bands, factor), "L")
@@ -240,9 +245,9 @@ def whole_decode_bytes(image):
     return image.width * image.height * bytes_per_pixel * copies
 
 
-def reduction_factor(size):
-    """The integer factor that brings the longest side to at most MAX_DECODED_SIDE."""
-    return max(1, math.ceil(max(size) / MAX_DECODED_SIDE))
+def reduction_factor(size, max_side=MAX_DECODED_SIDE):
+    """The integer factor that brings the longest side to at most max_side."""
+    return max(1, math.ceil(max(size) / max_side))
 
 
 def band_rows(width, factor):
@@ -344,17 +349,17 @@ def image_to_array(data, max_pixels):
     return decode_image(data, max_pixels).image
 
 
-def decode_image(data, max_pixels):
-    """Image bytes -> Decoded: the model's input, and the factor that takes its pixels back to the sent image's."""
+def decode_image(data, max_pixels, max_side=MAX_DECODED_SIDE):
+    """Image bytes -> Decoded: the model's input, at most max_side a side, and the factor back to the sent image."""
     if not data:
         raise InputError("empty image")
     image = open_image(data, max_pixels)
     try:
-        if max(image.size) <= MAX_DECODED_SIDE:
+        if max(image.size) <= max_side:
             return Decoded.full_size(to_ink(grey_image(orient(load(image)))))
         with _large_decodes:
             try:
-                grey, factor, (width, height) = reduced_grey(image, data)
+                grey, factor, (width, height) = reduced_grey(image, data, max_side)
                 return Decoded(to_ink(grey), factor, width, height)
             finally:
                 release_memory()
@@ -407,15 +412,15 @@ def decode_base64(text):
         raise InputError(f"invalid base64: {describe(error)}") from None
 
 
-def pixels_to_array(pixels, side=None):
+def pixels_to_array(pixels, side=None, max_side=MAX_DECODED_SIDE):
     """MNIST-convention rows (0 background .. PIXELS_INK ink) -> float32 [H, W] in [0, 1].
 
-    With `side`, exactly side x side; without, any rectangle of 1 to MAX_DECODED_SIDE pixels a side.
+    With `side`, exactly side x side; without, any rectangle of 1 to max_side pixels a side.
     """
     if side is None:
-        shape_error = (f"pixels must be a list of 1 to {MAX_DECODED_SIDE} rows, each of the same number "
-                       f"(1 to {MAX_DECODED_SIDE}) of numbers 0..{PIXELS_INK}")
-        fits = lambda rows: 1 <= len(rows) <= MAX_DECODED_SIDE
+        shape_error = (f"pixels must be a list of 1 to {max_side} rows, each of the same number "
+                       f"(1 to {max_side}) of numbers 0..{PIXELS_INK}")
+        fits = lambda rows: 1 <= len(rows) <= max_side
     else:
         shape_error = f"pixels must be a list of {side} rows of {side} numbers 0..{PIXELS_INK}"
         fits = lambda rows: len(rows) == side

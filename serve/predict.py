@@ -12,7 +12,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, check_ink, decode_image
+from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, MAX_DECODED_SIDE, MAX_NUMBER_DECODED_SIDE, check_ink, decode_image
 from serve.model import Model, ModelError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,18 +32,19 @@ def parse_args(argv=None):
 
 def predict_file(model, path):
     """POST /predict's answer for one file, or {"error": ...}."""
-    return answer_file(path, lambda decoded: model.predict(decoded.image), model.ink_threshold, "a digit")
+    return answer_file(path, lambda decoded: model.predict(decoded.image), model.ink_threshold, "a digit",
+                       MAX_DECODED_SIDE)
 
 
 def read_number_file(reader, path):
     """POST /number's answer for one file, or {"error": ...}."""
-    return answer_file(path, reader.predict, reader.ink_threshold, "a number")
+    return answer_file(path, reader.predict, reader.ink_threshold, "a number", MAX_NUMBER_DECODED_SIDE)
 
 
-def answer_file(path, read, ink_threshold, wanted):
+def answer_file(path, read, ink_threshold, wanted, max_side):
     """`read(decoded)` for one file, or {"error": ...} when it cannot be read or is blank."""
     try:
-        decoded = decode_image(path.read_bytes(), DEFAULT_MAX_IMAGE_PIXELS)
+        decoded = decode_image(path.read_bytes(), DEFAULT_MAX_IMAGE_PIXELS, max_side)
         check_ink(decoded.image, ink_threshold, wanted=wanted)
         return read(decoded)
     except OSError as error:
