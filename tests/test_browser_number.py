@@ -328,7 +328,8 @@ def test_a_wrong_number_is_corrected_on_the_keypad(open_page, feedback_server, m
         "mode": "number", "model": shown["model"], "predicted": shown["number"], "verdict": shown["verdict"], "label": "487"}
     assert shown["model"].startswith(manifest["numbers"]["model_id"])
     image = Image.open(io.BytesIO(base64.b64decode(entry["image"].split(",")[-1])))
-    assert image.format == "PNG" and image.width / image.height == pytest.approx(PAD_ASPECT, rel=0.05)
+    assert image.format == "PNG" and image.width / image.height == pytest.approx(PAD_ASPECT, rel=0.02)
+    assert image.width == min(NUMBER_PAD_WIDTH, page.evaluate(f"document.querySelector('{PAD}').width"))
     assert len(entry["strokes"]) == sum(len(DIGITS[digit]) for digit in "47")
     assert page.text_content("#feedback-thanks") == "Thank you!"
     page.wait_for_selector(ALL_SENT)

@@ -9,9 +9,10 @@ const NOT_DIGIT = 'not_digit';
 const NOT_NUMBER = 'not_number';
 // Numbers as long as the number reader is trained and measured on (reader/contract.py MAX_NUMBER_DIGITS).
 const MAX_TYPED_DIGITS = 8;
-// What the server takes (docs/API.md, POST /feedback): pads of at most this many pixels a side, and
-// strokes within these bounds; longer strokes are left out rather than have the entry refused.
-const MAX_IMAGE_SIDE = 280;
+// What the server takes (docs/API.md, POST /feedback): pads of at most this many pixels a side (the digit pad,
+// and the number pad three times as wide), and strokes within these bounds; longer strokes are left out rather
+// than have the entry refused.
+const MAX_IMAGE_SIDES = { digit: 280, number: 3 * 280 };
 const MAX_STROKES = 64;
 const MAX_POINTS = 8192;
 const THANKS = 'Thank you!';
@@ -158,7 +159,7 @@ export function createFeedback(root, { queue }) {
     /** Offer Right / Wrong for `result`, the answer now on screen for the drawing on `pad` (made of `strokes`). */
     offer(result, pad, strokes = null) {
       if (!enabled) return;
-      current = { result, image: padPng(pad), strokes: withinBounds(strokes) };
+      current = { result, image: padPng(pad, MAX_IMAGE_SIDES[mode]), strokes: withinBounds(strokes) };
       root.hidden = false;
       root.dataset.state = 'asking';
       thanks.textContent = '';
@@ -175,9 +176,9 @@ function withinBounds(strokes) {
   return strokes && strokes.length <= MAX_STROKES && points <= MAX_POINTS ? strokes : null;
 }
 
-/** The pad as a PNG data URL, scaled down to at most MAX_IMAGE_SIDE pixels a side. */
-export function padPng(canvas) {
-  const scale = Math.min(1, MAX_IMAGE_SIDE / Math.max(canvas.width, canvas.height));
+/** The pad as a PNG data URL, scaled down to at most `maxSide` pixels a side. */
+export function padPng(canvas, maxSide = MAX_IMAGE_SIDES.digit) {
+  const scale = Math.min(1, maxSide / Math.max(canvas.width, canvas.height));
   const copy = document.createElement('canvas');
   copy.width = Math.max(1, Math.round(canvas.width * scale));
   copy.height = Math.max(1, Math.round(canvas.height * scale));
