@@ -16,6 +16,12 @@ def manifest():
     return json.loads((ARTIFACTS_DIR / "manifest.json").read_text())
 
 
+def model_files(manifest):
+    """Every model file the manifest names: the digit reader's variants and the number reader's, if it has one."""
+    sections = [manifest, manifest.get("numbers", {"variants": {}})]
+    return [variant["file"] for section in sections for variant in section["variants"].values()]
+
+
 @pytest.fixture(scope="session")
 def model_path(manifest):
     return ARTIFACTS_DIR / manifest["variants"][manifest["default_variant"]]["file"]

@@ -6,13 +6,14 @@ import shutil
 import pytest
 
 from tests.browser_fixtures import RUNTIME_READY
-from tests.test_browser_faults import CACHED_MODEL_URLS, predict_drawn
+from tests.conftest import model_files
+from tests.test_browser_faults import cached_shas, page_shas, predict_drawn
 
 
 def release(directory, manifest, model_path, **changes):
     """The committed artifacts in `directory`, with some manifest keys changed (None removes one)."""
-    for variant in manifest["variants"].values():
-        shutil.copy(model_path.parent / variant["file"], directory)
+    for file_name in model_files(manifest):
+        shutil.copy(model_path.parent / file_name, directory)
     edited = {key: value for key, value in {**manifest, **changes}.items() if value is not None}
     (directory / "manifest.json").write_text(json.dumps(edited))
     return directory
@@ -37,5 +38,5 @@ def test_page_runs_the_browser_variant_the_manifest_names(start_server, open_pag
     assert page.get_attribute(RUNTIME_READY, "data-variant") == variant
     answer = predict_drawn(page, "7")
     assert (answer["digit"], answer["backend"]) == ("7", "browser")
-    [cached] = page.evaluate(CACHED_MODEL_URLS)
-    assert manifest["variants"][variant]["sha256"] in cached
+    assert manifest["variants"][variant]["sha256"] in cached_shas(page)
+    assert cached_shas(page) == page_shas(dict(manifest, browser_variant=variant))
