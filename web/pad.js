@@ -6,7 +6,9 @@
  */
 
 // MNIST strokes are about a sixth of the digit's height and a digit fills most of the pad, so the line
-// width follows the pad's size rather than the pointer's.
+// width follows the pad's size rather than the pointer's: its shorter side, which on the wide number pad is
+// the height of a digit too, so a number's digits are inked as a single digit is. reader/contract.py's
+// PAD_PEN_WIDTH is this value.
 const LINE_WIDTH = 0.07;
 const INK = '#fff';
 const BACKGROUND = '#000';
