@@ -6,6 +6,7 @@ import io
 import json
 
 import numpy as np
+import onnxruntime
 import pytest
 from PIL import Image
 
@@ -24,6 +25,7 @@ from tests.browser_fixtures import (
     number_strokes,
 )
 from tests.server_fixtures import post
+from tests.conftest import ARTIFACTS_DIR
 from tests.feedback_helpers import export
 from tests.test_browser_faults import BLOCKED_RESOURCE, stoppable_server  # noqa: F401 (a fixture)
 from tests.test_browser_feedback import ALL_SENT, feedback_server  # noqa: F401 (a fixture)
@@ -31,6 +33,8 @@ from tests.test_browser_feedback import ALL_SENT, feedback_server  # noqa: F401 
 MODE_DIGIT = '[data-testid="mode-digit"]'
 MODE_NUMBER = '[data-testid="mode-number"]'
 PAD_ASPECT = NUMBER_PAD_WIDTH / NUMBER_PAD_HEIGHT
+# Every file of the shipped number reader runs in the page as it does in onnxruntime.
+NUMBER_VARIANTS = sorted(json.loads((ARTIFACTS_DIR / "manifest.json").read_text())["numbers"]["variants"])
 
 SHOWN_NUMBER = """() => {
   const result = document.querySelector('[data-testid="result"]');
@@ -158,6 +162,38 @@ def test_browser_answer_equals_server_answer_for_the_same_pixels(start_server, o
                                [digit["probabilities"] for digit in on_server["digits"]], atol=1e-5)
     np.testing.assert_allclose([in_browser["confidence"], in_browser["not_number"]],
                                [on_server["confidence"], on_server["not_number"]], atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", NUMBER_VARIANTS)
+def test_every_output_in_the_page_equals_onnxruntime_on_the_same_float_image(open_page, live_server, manifest, variant):
+    numbers = manifest["numbers"]
+    page = open_number_mode(open_page, live_server)
+    write(page, "1870")
+    in_browser = page.evaluate("""async (variant) => {
+      const { createClassifier } = await import('/classifier.js');
+      const { readPixels } = await import('/pad.js');
+      const classifier = createClassifier({ mode: 'number', variant });
+      await classifier.started;
+      const image = readPixels(document.querySelector('[data-testid="pad"]'), classifier.inputFormat);
+      const answer = await classifier.classify(image);
+      const normalized = { ...answer.normalized, data: Array.from(answer.normalized.data) };
+      return { ...answer, normalized, image: { ...image, data: Array.from(image.data) } };
+    }""", variant)
+    pixels = np.array(in_browser["image"]["data"], dtype=np.float32).reshape(in_browser["image"]["height"], in_browser["image"]["width"])
+    session = onnxruntime.InferenceSession(str(ARTIFACTS_DIR / numbers["variants"][variant]["file"]), providers=["CPUExecutionProvider"])
+    outputs = numbers["outputs"]
+    expected = dict(zip(outputs, session.run([output["name"] for output in outputs.values()], {numbers["input"]["name"]: pixels})))
+
+    assert in_browser["number"] == "".join(numbers["labels"][digit] for digit in expected["digits"])
+    assert in_browser["verdict"] == outputs["verdict"]["values"][int(expected["verdict"][0])]
+    assert [digit["box"] for digit in in_browser["digits"]] == expected["boxes"].tolist()
+    np.testing.assert_allclose([digit["probabilities"] for digit in in_browser["digits"]], expected["probabilities"], atol=1e-5)
+    np.testing.assert_allclose([digit["confidence"] for digit in in_browser["digits"]], expected["confidences"], atol=1e-5)
+    np.testing.assert_allclose([in_browser["confidence"], in_browser["not_number"]],
+                               [expected["confidence"][0], expected["not_number"][0]], atol=1e-5)
+    normalized = in_browser["normalized"]
+    assert [normalized["height"], normalized["width"]] == list(expected["normalized"].shape)
+    np.testing.assert_allclose(np.reshape(normalized["data"], expected["normalized"].shape), expected["normalized"], atol=1e-5)
 
 
 def test_numbers_are_read_offline_on_a_visit_after_one_online_load_in_digit_mode(open_page, stoppable_server):
