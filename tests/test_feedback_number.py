@@ -9,7 +9,8 @@ from PIL import Image, ImageDraw
 
 from reader.contract import NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH, PAD_SIDE
 from serve.feedback import open_store
-from serve.feedback.entry import Entry
+from serve.decode import MAX_NUMBER_DECODED_SIDE
+from serve.feedback.entry import MAX_IMAGE_SIZE, Entry
 from serve.feedback.routes import export_line
 from serve.feedback.store import MIGRATIONS, SCHEMA_VERSION
 from tests.feedback_helpers import TOKEN, bearer, export, feedback_document, pad_png, post_feedback
@@ -44,6 +45,12 @@ def number_entry(index, label, predicted, verdict="number"):
 def digit_entry(index, label, predicted):
     return Entry(id=str(uuid.UUID(int=index + 1, version=4)), model="digits-test", predicted=predicted,
                  verdict="digit", label=label, image=pad_png(seed=index), strokes=None, received_at=1.7e9 + index)
+
+
+def test_serve_knows_the_pads_of_the_contract():
+    # serve/ imports nothing from reader/, so it states the pads' sizes itself: they must be the contract's.
+    assert MAX_IMAGE_SIZE == {"digit": (PAD_SIDE, PAD_SIDE), "number": (NUMBER_PAD_WIDTH, NUMBER_PAD_HEIGHT)}
+    assert MAX_NUMBER_DECODED_SIDE == NUMBER_PAD_WIDTH
 
 
 @pytest.fixture

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from reader.contract import NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH, PAD_SIDE
 from serve.decode import InputError, TooLargeError, decode_base64, describe, json_type
 
 NOT_DIGIT = "not_digit"
 NOT_NUMBER = "not_number"
 DIGIT_MODE, NUMBER_MODE = "digit", "number"
 MODES = (DIGIT_MODE, NUMBER_MODE)
-# The largest drawing the page sends in each mode: its pad, width x height.
-MAX_IMAGE_SIZE = {DIGIT_MODE: (PAD_SIDE, PAD_SIDE), NUMBER_MODE: (NUMBER_PAD_WIDTH, NUMBER_PAD_HEIGHT)}
+# The largest drawing the page sends in each mode, width x height: its pad (reader.contract's PAD_SIDE and
+# NUMBER_PAD_WIDTH x NUMBER_PAD_HEIGHT, which serve/ does not import; a test holds them equal).
+MAX_IMAGE_SIZE = {DIGIT_MODE: (280, 280), NUMBER_MODE: (840, 280)}
 MAX_NUMBER_DIGITS = 16
 # A number as the page shows it: digit characters, leading zeros kept (a code, a table "07").
 NUMBER_PATTERN = re.compile(f"[0-9]{{1,{MAX_NUMBER_DIGITS}}}")

@@ -6,8 +6,7 @@ import time
 
 from PIL import Image, ImageDraw, ImageFont
 
-from reader.contract import NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH
-from serve.feedback.entry import NOT_DIGIT, NUMBER_MODE, shown
+from serve.feedback.entry import MAX_IMAGE_SIZE, NOT_DIGIT, shown
 
 CLASSES = [str(digit) for digit in range(10)] + [NOT_DIGIT]
 SHORT_NAMES = {NOT_DIGIT: "X"}  # the picture's axis names "not a digit" X
@@ -62,8 +61,8 @@ def describe_confusion(rows):
 def thumbnails(entries):
     """The latest corrections as {"image" (data: URL), "width", "label", "shown", "model", "when"}."""
     return [{"image": data_url(entry["image"]), "label": entry["label"], "model": entry["model"],
-             # A number's drawing is as wide as the number pad: its thumbnail keeps that shape.
-             "width": THUMBNAIL_HEIGHT * (NUMBER_PAD_WIDTH // NUMBER_PAD_HEIGHT if entry["mode"] == NUMBER_MODE else 1),
+             # A number's drawing is as wide as the number pad: its thumbnail keeps the pad's shape.
+             "width": THUMBNAIL_HEIGHT * MAX_IMAGE_SIZE[entry["mode"]][0] // MAX_IMAGE_SIZE[entry["mode"]][1],
              "shown": shown(entry["mode"], entry["predicted"], entry["verdict"]),
              "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(entry["received_at"]))}
             for entry in entries]
