@@ -121,7 +121,7 @@ def test_number_written_with_a_finger_is_read_by_auto_predict(open_page, live_se
     assert shown_number(page)["number"] == number
 
 
-def test_each_position_shows_its_top_readings(open_page, live_server, manifest):
+def test_each_position_shows_its_top_readings(open_page, live_server):
     page = open_number_mode(open_page, live_server)
     answer = read_written(page, "307")
     assert answer["shown"].startswith("3") and all(position["visible"] for position in answer["positions"])
@@ -154,7 +154,16 @@ def test_browser_answer_equals_server_answer_for_the_same_pixels(start_server, o
     assert answer.status == 200, (answer.status, answer.body[:300])
     on_server = answer.json()
 
-    assert in_browser["backend"] == "browser" and shown_number(page)["number"] == in_browser["number"]
+    # What the page shows: the number, and under each digit its readings with the server's probabilities.
+    shown = shown_number(page)
+    assert (shown["backend"], shown["number"]) == ("browser", on_server["number"])
+    for position, digit in zip(shown["positions"], on_server["digits"], strict=True):
+        assert position["readings"][0][0] == str(digit["digit"])
+        for label, probability in position["readings"]:
+            assert probability == pytest.approx(digit["probabilities"][int(label)], abs=1e-5)
+
+    # All the page's classifier answers, for the very pixels the server read.
+    assert in_browser["backend"] == "browser"
     assert {key: on_server[key] for key in ("number", "verdict", "model")} == {
         key: in_browser[key] for key in ("number", "verdict", "model")}
     assert [digit["box"] for digit in in_browser["digits"]] == [digit["box"] for digit in on_server["digits"]]
