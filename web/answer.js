@@ -37,7 +37,7 @@ export function createAnswer(root) {
     delete root.dataset.verdict;
     digit.textContent = '';
     number.replaceChildren();
-    number.removeAttribute('aria-label');
+    number.setAttribute('aria-label', text);
     caption.textContent = text;
     source.textContent = '';
     chart?.clear();
@@ -64,8 +64,9 @@ export function createAnswer(root) {
     if (look.state === 'not-number') delete root.dataset.number;
     else root.dataset.number = result.number;
     number.replaceChildren(...(look.state === 'not-number' ? [] : result.digits.map((reading, index) => position(reading, index, result.labels))));
-    number.setAttribute('aria-label', result.number);
     caption.textContent = look.caption(result.number, percent);
+    const readings = result.digits.map((reading) => `${result.labels[reading.digit]} ${Math.round(100 * reading.probabilities[reading.digit])}%`);
+    number.setAttribute('aria-label', look.state === 'not-number' ? caption.textContent : `${result.number}: ${readings.join(', ')}`);
     announce(look.spoken(result.number));
   }
 
