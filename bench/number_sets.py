@@ -62,13 +62,13 @@ class DrawnPool:
 
 def drawn_pool(images, labels, mnist_count, seed=POOL_SEED):
     """`mnist_count` MNIST test digits and every font's ten digits, redrawn at each pen width, at the composer's scale."""
+    from PIL import ImageFont
+
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(labels), size=mnist_count, replace=False))
     glyphs = [[pad_glyph(drawn) for drawn in mnist_redrawn(images[index:index + 1])[0]] for index in chosen]
     sources = ["mnist"] * mnist_count
     pool_labels = list(labels[chosen])
-    from PIL import ImageFont
-
     for path in font_paths():
         font = ImageFont.truetype(str(path), 200)
         for value in range(10):

@@ -199,7 +199,7 @@ def format_share(value):
     return "—" if value is None else f"{value:.4f}"
 
 
-def training_target(section, quick_note):
+def training_target(section):
     """The trainer's own clock, from the manifest (never re-run here)."""
     seconds = section.get("training", {}).get("seconds")
     if seconds is None:
@@ -260,7 +260,7 @@ def measure(args):
                single >= TARGET_SINGLE_DIGITS,
                f"{shipped.tallies[SINGLE_SET].lines():,} MNIST test digits; " + others(lambda reader: reader.tallies[SINGLE_SET].accuracy())
                + f"; {digit_reader.name} on the same images {digit_reader.tallies[SINGLE_SET].accuracy():.4f}" + quick_note),
-        training_target(section, quick_note),
+        training_target(section),
     ]
     sources = Counter("MNIST test, redrawn" if source == "mnist" else "fonts" for source in pool.sources)
     counts = {name: shipped.tallies[name].lines() for name in all_sets}
