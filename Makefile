@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve front train convert test bench clean distclean vendor browser nginx fonts postgres check-arm
+.PHONY: help setup serve front train convert train-numbers convert-numbers test bench clean distclean vendor browser nginx fonts postgres check-arm
 
 ## help: list the verbs
 help:
@@ -75,6 +75,14 @@ front: $(SERVE_STAMP) nginx
 ## train: train the reader on the full MNIST set into build/ (about 35 minutes on this 2-core machine, see README)
 train: $(ALL_STAMP)
 	$(BIN)/python -m train $(ARGS)
+
+## train-numbers: train the number reader on lines composed from MNIST training digits into build/numbers/
+train-numbers: $(ALL_STAMP)
+	$(BIN)/python -m train.numbers $(ARGS)
+
+## convert-numbers: turn build/numbers/model.keras into artifacts/numbers-*.onnx (fp32 + int8, checked)
+convert-numbers: $(ALL_STAMP)
+	$(BIN)/python -m convert.numbers $(ARGS)
 
 ## convert: turn build/model.keras into artifacts/ (ONNX fp32 + int8, checked, with manifest.json)
 convert: $(ALL_STAMP)

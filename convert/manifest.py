@@ -9,6 +9,7 @@ from pathlib import Path
 ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "artifacts"
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
+NUMBERS_SECTION = "numbers"  # the number reader's section of the manifest, and its files' prefix
 
 
 def sha256_bytes(data):
@@ -18,9 +19,9 @@ def sha256_bytes(data):
 FILE_SUFFIXES = {"keras": ".keras"}  # every other variant is an ONNX digit reader
 
 
-def content_addressed_name(variant, data):
+def content_addressed_name(variant, data, reader="digits"):
     """File names carry their hash, so a browser may cache them forever and a new model is a new URL."""
-    return f"digits-{variant}-{sha256_bytes(data)[:12]}{FILE_SUFFIXES.get(variant, '.onnx')}"
+    return f"{reader}-{variant}-{sha256_bytes(data)[:12]}{FILE_SUFFIXES.get(variant, '.onnx')}"
 
 
 def _write_atomically(path, data):
@@ -41,6 +42,11 @@ def write_artifacts(models, manifest, directory=ARTIFACTS_DIR, references=None):
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if NUMBERS_SECTION not in manifest and (directory / MANIFEST_NAME).exists():
+        # The number reader is converted on its own (python -m convert.numbers): a new digit reader keeps it.
+        previous = read_manifest(directory).get(NUMBERS_SECTION)
+        if previous:
+            manifest[NUMBERS_SECTION] = previous
     for section, files in (("variants", models), ("references", references or {})):
         for variant, data in files.items():
             name = content_addressed_name(variant, data)
@@ -49,6 +55,23 @@ def write_artifacts(models, manifest, directory=ARTIFACTS_DIR, references=None):
     _write_atomically(directory / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
     named = {entry["file"] for section in ("variants", "references") for entry in manifest.get(section, {}).values()}
     for stale in directory.glob("digits-*"):
+        if stale.name not in named:
+            stale.unlink()
+    return manifest
+
+
+def write_number_artifacts(models, section, directory=ARTIFACTS_DIR):
+    """Write the number reader's files and its manifest section beside the digit reader, then drop stale ones."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    for variant, data in models.items():
+        name = content_addressed_name(variant, data, NUMBERS_SECTION)
+        _write_atomically(directory / name, data)
+        section["variants"].setdefault(variant, {}).update(file=name, sha256=sha256_bytes(data), bytes=len(data))
+    manifest[NUMBERS_SECTION] = section
+    _write_atomically(directory / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
+    named = {entry["file"] for entry in section["variants"].values()}
+    for stale in directory.glob(f"{NUMBERS_SECTION}-*"):
         if stale.name not in named:
             stale.unlink()
     return manifest

@@ -9,19 +9,23 @@ import onnx
 from reader.contract import CLASSIFIER_INPUT_NAME
 
 
-class _DigitReader:
-    """onnxruntime's CalibrationDataReader protocol over a stack of [N, 28, 28] digits."""
+class _Feeds:
+    """onnxruntime's CalibrationDataReader protocol over input arrays of one named input."""
 
-    def __init__(self, digits):
-        self._batches = iter(digits[:, None, :, :, None].astype(np.float32))
+    def __init__(self, name, arrays):
+        self._feeds = ({name: np.asarray(array, np.float32)} for array in arrays)
 
     def get_next(self):
-        batch = next(self._batches, None)
-        return None if batch is None else {CLASSIFIER_INPUT_NAME: batch}
+        return next(self._feeds, None)
 
 
 def quantize_classifier(classifier, calibration_digits):
-    """fp32 classifier model -> int8 (QDQ, per-channel weights) model."""
+    """fp32 classifier model -> int8 (QDQ, per-channel weights) model, calibrated on normalised digits [N, 28, 28]."""
+    return quantize(classifier, CLASSIFIER_INPUT_NAME, calibration_digits[:, None, :, :, None])
+
+
+def quantize(classifier, input_name, calibration_inputs):
+    """fp32 model -> int8 (QDQ, per-channel weights) model, calibrated on each of `calibration_inputs`."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -30,7 +34,7 @@ def quantize_classifier(classifier, calibration_digits):
         onnx.save(classifier, directory / "fp32.onnx")
         quant_pre_process(str(directory / "fp32.onnx"), str(directory / "prepared.onnx"), skip_symbolic_shape=True)
         quantize_static(
-            str(directory / "prepared.onnx"), str(directory / "int8.onnx"), _DigitReader(calibration_digits),
+            str(directory / "prepared.onnx"), str(directory / "int8.onnx"), _Feeds(input_name, calibration_inputs),
             quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
             op_types_to_quantize=["Conv", "MatMul", "Gemm"])

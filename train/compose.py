@@ -106,3 +106,20 @@ def pad_glyph(drawn):
     """A digit drawn on a square pad (reader.pen, ink = 1, any side) as a pool raster [56, 56], box-filtered."""
     picture = Image.fromarray(np.asarray(drawn, np.float32), "F").resize((GLYPH_SIDE, GLYPH_SIDE), Image.BOX)
     return np.clip(np.asarray(picture, np.float32), 0.0, 1.0)
+
+
+def compose_numbers(glyphs, labels, per_length, seed, lengths=range(1, 9), to_glyph=mnist_glyph):
+    """`per_length` numbers of each length from a pool of digits and their labels: [(Line, digits), ...].
+
+    `to_glyph` turns a pool entry into a glyph raster (mnist_glyph for MNIST's uint8 digits, pad_glyph for
+    digits drawn on a pad).
+    Digits are drawn uniformly from the pool (so each position's digit is uniform), seeded: the same pool and
+    seed give the same numbers, which is what an evaluation set needs.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for length in lengths:
+        for _ in range(per_length):
+            picks = rng.integers(len(glyphs), size=length)
+            out.append((compose([to_glyph(glyphs[pick]) for pick in picks], rng), [int(labels[pick]) for pick in picks]))
+    return out
