@@ -4,8 +4,8 @@
 - the drawn-digit evaluation set of bench/drawn_sets.py: MNIST test digits and handwriting-font digits redrawn
   with the pad's round pen at each of its widths, brought back to the composer's scale. A line is written with
   one pen, and in one hand: its digits come either all from the redrawn MNIST pool or all from one font.
-Every set has its own seed, so each run reads the very same lines. Lines are made one at a time (a few
-thousand lines would not fit in memory at once).
+train/compose.compose_numbers draws the digits, seeded, so each run reads the very same lines; it is called
+one length (and hand) at a time, since thousands of lines at once would crowd the memory.
 """
 
 from dataclasses import dataclass
@@ -15,7 +15,7 @@ import numpy as np
 from bench.drawn_sets import PEN_WIDTHS, font_paths, glyph, mnist_redrawn
 from reader.contract import MAX_NUMBER_DIGITS
 from reader.pen import redraw
-from train.compose import compose, mnist_glyph, pad_glyph
+from train.compose import compose, compose_numbers, mnist_glyph, pad_glyph
 
 LENGTHS = tuple(range(1, MAX_NUMBER_DIGITS + 1))
 MNIST_SEED = 31
@@ -36,13 +36,16 @@ def compose_number(glyphs, labels, rng):
     return NumberLine(line.image, "".join(str(int(label)) for label in labels), line.boxes)
 
 
+def number_lines(composed):
+    """compose_numbers' (Line, digits) pairs as NumberLines."""
+    for line, digits in composed:
+        yield NumberLine(line.image, "".join(map(str, digits)), line.boxes)
+
+
 def mnist_numbers(images, labels, per_length, seed=MNIST_SEED):
-    """`per_length` lines of each length from MNIST test digits (uint8 [N, 28, 28]); digits drawn at random."""
-    rng = np.random.default_rng(seed)
+    """`per_length` lines of each length from MNIST test digits (uint8 [N, 28, 28]), one length at a time."""
     for length in LENGTHS:
-        for _ in range(per_length):
-            chosen = rng.choice(len(labels), size=length, replace=False)
-            yield compose_number([mnist_glyph(images[index]) for index in chosen], labels[chosen], rng)
+        yield from number_lines(compose_numbers(images, labels, per_length, [seed, length], lengths=[length]))
 
 
 def single_digits(images, labels, seed=MNIST_SEED):
@@ -79,16 +82,16 @@ def drawn_pool(images, labels, mnist_count, seed=POOL_SEED):
 
 
 def drawn_numbers(pool, width_index, per_length, seed=DRAWN_SEED):
-    """`per_length` lines of each length at one pen width; every other line in one font's hand, the rest redrawn MNIST."""
-    rng = np.random.default_rng([seed, width_index])
-    fonts = sorted(set(pool.sources) - {"mnist"})
+    """Lines at one pen width: `per_length` of each length from the redrawn MNIST digits, about as many in the fonts'
+    hands (each line in one font), one length at a time."""
+    hands = ["mnist", *sorted(set(pool.sources) - {"mnist"})]
+    per_font = -(-per_length // (len(hands) - 1))
     for length in LENGTHS:
-        for count in range(per_length):
-            hand = "mnist" if count % 2 == 0 else fonts[rng.integers(len(fonts))]
-            candidates = np.flatnonzero(pool.sources == hand)
-            # A font holds each digit once, so a number in one font may repeat its glyphs, as a hand repeats itself.
-            chosen = rng.choice(candidates, size=length, replace=hand != "mnist")
-            yield compose_number([pool.glyphs[index, width_index] for index in chosen], pool.labels[chosen], rng)
+        for hand_index, hand in enumerate(hands):
+            chosen = pool.sources == hand
+            # The pool's glyphs are at the composer's scale already.
+            yield from number_lines(compose_numbers(pool.glyphs[chosen, width_index], pool.labels[chosen], per_length if hand == "mnist" else per_font,
+                                                    [seed, width_index, length, hand_index], lengths=[length], to_glyph=np.asarray))
 
 
 def on_pad(line, width, height, ink_height_share=0.6):

@@ -24,7 +24,7 @@ from reader.contract import PAD_PEN_WIDTH
 from reader.normalization import INK_THRESHOLD
 
 MNIST_PER_LENGTH, QUICK_MNIST_PER_LENGTH = 500, 6
-DRAWN_PER_LENGTH, QUICK_DRAWN_PER_LENGTH = 50, 2      # per pen width
+DRAWN_PER_LENGTH, QUICK_DRAWN_PER_LENGTH = 42, 1      # per pen width, from redrawn MNIST; about as many in fonts
 DRAWN_MNIST_POOL, QUICK_DRAWN_MNIST_POOL = 500, 20
 QUICK_SINGLE_DIGITS = 100                             # a full run reads all 10,000 MNIST test digits alone
 TARGET_FOUR_DIGITS = 0.98
@@ -269,7 +269,7 @@ def measure(args):
         f"piece between empty columns. Lines composed by train/compose.py: {counts[MNIST_SET]:,} from MNIST test digits "
         f"({counts[MNIST_SET] // len(LENGTHS):,} per length); {counts[DRAWN_SETS[0]]:,} per pen width ({', '.join(map(str, PEN_WIDTHS))}; "
         f"the pad's is {PAD_PEN_WIDTH}) from the drawn-digit evaluation's digits ({sources['MNIST test, redrawn']:,} MNIST test digits "
-        f"redrawn, {sources['fonts']:,} handwriting-font digits; each line in one hand); and {counts[SINGLE_SET]:,} MNIST test digits alone.",
+        f"redrawn, {sources['fonts']:,} handwriting-font digits; half the lines in redrawn MNIST digits, half each in one font); and {counts[SINGLE_SET]:,} MNIST test digits alone.",
         "**Whole number right**, by length:",
         table(["Reader", "Set", *[str(length) for length in LENGTHS], "all"], by_length),
         "Pad-drawn numbers by pen width, whole number right, then per digit:",
