@@ -339,6 +339,71 @@ def describe_requests(requests):
     return ", ".join(f"{count}× {key}" for key, count in sorted(statuses.items()))
 
 
+def numbers_warm(browser, base_url, count, fixtures, manifest, artifacts_dir, images, labels):
+    """The number reader's and the digit reader's files, warm, in a page: {"models": runs by name, ...}, or None without a number reader."""
+    if "numbers" not in manifest:
+        return None
+    models, written, digit_written = number_models(manifest, images, labels)
+    return {"runs": models_warm_run(browser, base_url, 1, count, fixtures, models, artifacts_dir), "written": written, "digit_written": digit_written}
+
+
+def number_results(number_warm, manifest, count):
+    """The numbers' paragraph and table, and the target of a warm 4-digit read."""
+    goal = f"≤ {NUMBER_WARM_TARGET_MS:g} ms"
+    if not number_warm:
+        return ("**Numbers, warm**: not measured, the manifest has no numbers section.",
+                Target(f"warm in-browser read of a {NUMBER_LENGTH}-digit number", goal, "not measured", False, "no number reader"))
+    rows = []
+    for name, run in number_warm["runs"].items():
+        number = name.startswith("number")
+        answer = "".join(map(str, run["answer"])) if number else str(int(np.argmax(run["answer"])))
+        rows.append([name, len(run["times"]), f"{median(run['times']):.2f} ms", f"{percentile(run['times'], 90):.2f} ms",
+                     f"{answer} (written {number_warm['written'] if number else number_warm['digit_written']})"])
+    numbers = manifest["numbers"]
+    number_variant = browser_variant(numbers)
+    digit_variant = browser_variant(manifest)
+    number_median = median(number_warm["runs"][f"number reader {number_variant}"]["times"])
+    digit_median = median(number_warm["runs"][f"digit reader {digit_variant}"]["times"])
+    target = Target(f"warm in-browser read of a {NUMBER_LENGTH}-digit number, {number_variant}", goal, f"{number_median:.2f} ms",
+                    number_median <= NUMBER_WARM_TARGET_MS,
+                    f"the model alone on a {NUMBER_PAD_WIDTH}×{NUMBER_PAD_HEIGHT} image; the digit reader ({digit_variant}) "
+                    f"on a {PAD_SIDE}×{PAD_SIDE} one: {digit_median:.2f} ms")
+    markdown = "\n\n".join([
+        f"**Numbers, warm**: each model file run directly with onnxruntime-web in the page (as the page configures it: wasm, "
+        f"one thread, on the page's thread), taking turns, {count} times each after {MODELS_WARMUP} untimed; a {NUMBER_LENGTH}-digit "
+        f"number from MNIST test digits composed by train/compose.py and scaled onto the number pad ({NUMBER_PAD_WIDTH}×{NUMBER_PAD_HEIGHT}) "
+        f"for the number reader `{numbers['model_id']}`, one of its digits on the digit pad ({PAD_SIDE}×{PAD_SIDE}) for the digit reader. "
+        f"The model alone: no reading of the pad, no page UI. The page would run the number reader's `{number_variant}`.",
+        table(["Model", "Runs", "Median", "p90", "Read"], rows),
+    ])
+    return markdown, target
+
+
+def browser_variant(section):
+    """The variant a page runs (web/offline.js): the section's browser_variant if it names one, else its default."""
+    return section.get("browser_variant") if section.get("browser_variant") in section["variants"] else section["default_variant"]
+
+
+def measure_numbers_only(args, manifest, fixtures):
+    """Only the warm number read (for iterating on the number reader's speed): a Section of its own."""
+    from playwright.sync_api import sync_playwright
+
+    images, labels = mnist_test(100)
+    arguments = ["-m", "serve", "--port", "0"] + (["--artifacts", str(args.artifacts)] if args.artifacts.resolve() != ROOT / "artifacts" else [])
+    server = ServerProcess("ours", arguments, args.work_dir / "logs" / "browser-serve.log", SERVE_ENVIRONMENT)
+    count = 10 if args.quick else 100
+    with server.start(png_bytes(pad_image(images[0]))), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=fixtures.CHROMIUM, args=fixtures.CHROMIUM_ARGS)
+        number_warm = numbers_warm(browser, f"http://127.0.0.1:{server.port}", count, fixtures, manifest, args.artifacts, images, labels)
+        browser.close()
+    markdown, target = number_results(number_warm, manifest, count)
+    return Section("Browser: numbers", script_command("bench.browser", args, ["--numbers-only"]), markdown, [target])
+
+
+def add_arguments(parser):
+    parser.add_argument("--numbers-only", action="store_true", help="time only the warm in-browser number read")
+
+
 def measure(args):
     from playwright.sync_api import sync_playwright
 
@@ -350,6 +415,8 @@ def measure(args):
         markdown = f"**PENDING**: {vendor.relative_to(ROOT)} is missing, so the page cannot run the model; run `make vendor`."
         return Section("Browser", script_command("bench.browser", args), markdown,
                        [Target("in-browser warm prediction", f"≤ {WARM_TARGET_MS:g} ms", "not measured", False, "web/vendor missing")])
+    if args.numbers_only:
+        return measure_numbers_only(args, manifest, fixtures)
     cold_rounds, reload_count, warm_count = (1, 1, 10) if args.quick else (3, 7, 100)
     # A smoke run keeps the rates its targets need.
     cold_rates, reload_rates = ((1,), (SLOW_RATE,)) if args.quick else (THROTTLE_RATES, THROTTLE_RATES)
@@ -370,11 +437,7 @@ def measure(args):
         for rate in (1, THROTTLE_RATE):
             for variant, run in warm_run(browser, base_url, rate, warm_count, fixtures, variants).items():
                 warm[variant, rate] = run
-        number_warm, written, digit_written = {}, None, None
-        if "numbers" in manifest:
-            models, written, digit_written = number_models(manifest, images, labels)
-            for name, run in models_warm_run(browser, base_url, 1, warm_count, fixtures, models, args.artifacts).items():
-                number_warm[name, 1] = run
+        number_warm = numbers_warm(browser, base_url, warm_count, fixtures, manifest, args.artifacts, images, labels)
         proxy = CountingProxy(server.port)
         first, second = visits(browser, server, proxy, fixtures)
         browser.close()
@@ -409,21 +472,7 @@ def measure(args):
                  for name, visit in (("first visit", first), ("second visit", second))]
 
     page_warm = warm[page_variant, 1]
-    number_rows, number_target = [], Target(f"warm in-browser read of a {NUMBER_LENGTH}-digit number", f"≤ {NUMBER_WARM_TARGET_MS:g} ms",
-                                            "not measured", False, "the manifest has no numbers section")
-    if number_warm:
-        for (name, rate), run in number_warm.items():
-            answer = "".join(map(str, run["answer"])) if name.startswith("number") else str(int(np.argmax(run["answer"])))
-            number_rows.append([name, f"{rate}×", len(run["times"]), f"{median(run['times']):.2f} ms", f"{percentile(run['times'], 90):.2f} ms",
-                                f"{answer} (written {written if name.startswith('number') else digit_written})"])
-        numbers = manifest["numbers"]
-        number_variant = numbers.get("browser_variant") if numbers.get("browser_variant") in numbers["variants"] else numbers["default_variant"]
-        number_median = median(number_warm[f"number reader {number_variant}", 1]["times"])
-        digit_median = median(number_warm[f"digit reader {page_variant}", 1]["times"])
-        number_target = Target(f"warm in-browser read of a {NUMBER_LENGTH}-digit number, {number_variant}", f"≤ {NUMBER_WARM_TARGET_MS:g} ms",
-                               f"{number_median:.2f} ms", number_median <= NUMBER_WARM_TARGET_MS,
-                               f"the model alone on a {NUMBER_PAD_WIDTH}×{NUMBER_PAD_HEIGHT} image; the digit reader ({page_variant}) "
-                               f"on a {PAD_SIDE}×{PAD_SIDE} one: {digit_median:.2f} ms")
+    number_markdown, number_target = number_results(number_warm, manifest, warm_count)
     targets = [
         Target(f"in-browser warm prediction (pad pixels → probabilities), {page_variant}", f"≤ {WARM_TARGET_MS:g} ms",
                f"{warm_medians[page_variant, 1]:.2f} ms ({page_warm['backend']})",
@@ -465,15 +514,10 @@ def measure(args):
         "**Bytes on the wire**, counted by a TCP proxy between Chromium and the server (the page, scripts, wasm, "
         "manifest and model; the service worker's requests included); requests from the server's access log:",
         table(["Visit", "Server → browser", "Browser → server", "Requests", "Statuses", "Offline copy"], byte_rows),
-        f"**Numbers, warm**: each model file run directly with onnxruntime-web in the page (as the page configures it: wasm, "
-        f"one thread, on the page's thread), taking turns, {warm_count} times each after {MODELS_WARMUP} untimed; a {NUMBER_LENGTH}-digit number "
-        f"from MNIST test digits composed by train/compose.py and scaled onto the number pad ({NUMBER_PAD_WIDTH}×{NUMBER_PAD_HEIGHT}) "
-        f"for the number reader, one of its digits on the digit pad ({PAD_SIDE}×{PAD_SIDE}) for the digit reader. "
-        "The model alone: no reading of the pad, no page UI.",
-        table(["Model", "CPU", "Runs", "Median", "p90", "Read"], number_rows) if number_rows else "Not measured: the manifest has no numbers section.",
+        number_markdown,
     ])
     return Section("Browser", script_command("bench.browser", args), markdown, targets)
 
 
 if __name__ == "__main__":
-    run_section("bench.browser", __doc__.splitlines()[0], measure)
+    run_section("bench.browser", __doc__.splitlines()[0], measure, add_arguments)
