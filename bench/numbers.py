@@ -32,6 +32,7 @@ TARGET_SINGLE_DIGITS = 0.99
 TARGET_TRAINING_SECONDS = 30 * 60
 TARGET_LENGTH = 4
 CONFUSIONS_SHOWN = 8
+BOX_OVERLAP = 0.5                                     # a digit's box is on it when their intersection over union reaches this
 MNIST_SET, SINGLE_SET = "MNIST test", "single MNIST test digits"
 
 
@@ -40,6 +41,7 @@ def drawn_set(width):
 
 
 DRAWN_SETS = [drawn_set(width) for width in PEN_WIDTHS]
+DRAWN_GROUP = "pad-drawn, every pen"
 
 
 def align(written, read):
@@ -66,6 +68,16 @@ def align(written, read):
     return substitutions, deletions, insertions
 
 
+def box_overlap(first, second):
+    """Intersection over union of two (x0, y0, x1, y1) boxes, x1/y1 exclusive."""
+    width = min(first[2], second[2]) - max(first[0], second[0])
+    height = min(first[3], second[3]) - max(first[1], second[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    area = lambda box: (box[2] - box[0]) * (box[3] - box[1])
+    return width * height / (area(first) + area(second) - width * height)
+
+
 @dataclass
 class Tally:
     """One reader's answers on one set."""
@@ -77,9 +89,14 @@ class Tally:
     confusions: Counter = field(default_factory=Counter)
     verdicts: Counter = field(default_factory=Counter)
     wrong_yet_number: int = 0
+    boxes_checked: int = 0                                  # digits of lines read right
+    boxes_on_digit: int = 0                                 # of which the box found overlaps the written one enough
 
-    def add(self, written, read, verdict):
+    def add(self, written, read, verdict, boxes, written_boxes):
         right = written == read
+        if right:
+            self.boxes_checked += len(written)
+            self.boxes_on_digit += sum(box_overlap(found, box) >= BOX_OVERLAP for found, box in zip(boxes, written_boxes))
         self.right_by_length.setdefault(len(written), []).append(right)
         substitutions, deletions, insertions = align(written, read)
         self.digits += len(written)
@@ -103,7 +120,7 @@ class Tally:
     def merge(self, other):
         for length, flags in other.right_by_length.items():
             self.right_by_length.setdefault(length, []).extend(flags)
-        for name in ("digits", "substitutions", "deletions", "insertions", "wrong_yet_number"):
+        for name in ("digits", "substitutions", "deletions", "insertions", "wrong_yet_number", "boxes_checked", "boxes_on_digit"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.confusions.update(other.confusions)
         self.verdicts.update(other.verdicts)
@@ -118,16 +135,17 @@ class NumberReader:
         self.session = open_session(reader_path(artifacts_dir, section, variant))
         outputs = section["outputs"]
         self.input_name = section["input"]["name"]
-        self.fetch = [outputs["digits"]["name"], outputs["verdict"]["name"]]
+        self.fetch = [outputs["digits"]["name"], outputs["verdict"]["name"], outputs["boxes"]["name"]]
         self.verdicts = outputs["verdict"]["values"]
         self.tallies = {}
 
     def answer(self, image):
-        digits, verdict = self.session.run(self.fetch, {self.input_name: image})
-        return "".join(str(int(digit)) for digit in digits), self.verdicts[int(verdict[0])]
+        """(the digits read, the verdict, each digit's box)."""
+        digits, verdict, boxes = self.session.run(self.fetch, {self.input_name: image})
+        return "".join(str(int(digit)) for digit in digits), self.verdicts[int(verdict[0])], boxes.tolist()
 
     def read(self, set_name, line):
-        self.tallies.setdefault(set_name, Tally()).add(line.number, *self.answer(line.image))
+        self.tallies.setdefault(set_name, Tally()).add(line.number, *self.answer(line.image), line.boxes)
 
 
 def empty_column_pieces(image, threshold=INK_THRESHOLD):
@@ -152,14 +170,19 @@ class SplitBaseline(NumberReader):
         return empty_column_pieces(image)
 
     def answer(self, image):
-        digits, said = [], []
+        digits, said, boxes = [], [], []
         for x0, x1 in self.pieces(image):
-            probabilities, verdict = self.session.run(self.fetch, {self.input_name: np.ascontiguousarray(image[:, x0:x1])})
+            piece = np.ascontiguousarray(image[:, x0:x1])
+            probabilities, verdict = self.session.run(self.fetch, {self.input_name: piece})
             digits.append(str(int(probabilities.argmax())))
             said.append(self.verdicts[int(verdict[0])])
+            rows = np.flatnonzero((piece > INK_THRESHOLD).any(axis=1))
+            boxes.append((x0, rows[0], x1, rows[-1] + 1) if len(rows) else (x0, 0, x1, 0))
         if not said or "not_digit" in said:
-            return "".join(digits), "not_number"
-        return "".join(digits), "number" if all(verdict == "digit" for verdict in said) else "unsure"
+            verdict = "not_number"
+        else:
+            verdict = "number" if all(verdict == "digit" for verdict in said) else "unsure"
+        return "".join(digits), verdict, boxes
 
 
 class DigitReader(SplitBaseline):
@@ -230,7 +253,7 @@ def measure(args):
     shipped = readers[0]
     quick_note = " (quick run: a sample)" if args.quick else ""
 
-    groups = {MNIST_SET: [MNIST_SET], "pad-drawn, every pen": DRAWN_SETS}
+    groups = {MNIST_SET: [MNIST_SET], DRAWN_GROUP: DRAWN_SETS}
     by_length = [[reader.name, name, *[format_share(combined(reader, sets).accuracy(length)) for length in LENGTHS],
                   format_share(combined(reader, sets).accuracy())] for name, sets in groups.items() for reader in readers]
     by_width = [[reader.name, *[format_share(reader.tallies[name].accuracy()) for name in DRAWN_SETS],
@@ -238,15 +261,15 @@ def measure(args):
     all_sets = [SINGLE_SET, MNIST_SET, *DRAWN_SETS]
     per_digit, confusions, verdicts = [], [], []
     for reader in readers:
-        for name in [SINGLE_SET, MNIST_SET, "pad-drawn, every pen"]:
+        for name in [SINGLE_SET, MNIST_SET, DRAWN_GROUP]:
             tally = combined(reader, groups.get(name, [name]))
+            confusions.append([reader.name, name, ", ".join(f"{pair} ×{count}" for pair, count in tally.confusions.most_common(CONFUSIONS_SHOWN)) or "—"])
             per_digit.append([reader.name, name, f"{tally.digits:,}", tally.substitutions, tally.deletions, tally.insertions,
-                              f"{tally.digit_accuracy():.4f}"])
+                              f"{tally.digit_accuracy():.4f}", f"{tally.boxes_on_digit / max(1, tally.boxes_checked):.3f}"])
             lines = tally.lines()
+            wrong = lines - sum(sum(flags) for flags in tally.right_by_length.values())
             verdicts.append([reader.name, name, f"{lines:,}", *[f"{tally.verdicts[value] / lines:.3f}" for value in ("number", "unsure", "not_number")],
-                             f"{tally.wrong_yet_number / max(1, lines - sum(sum(flags) for flags in tally.right_by_length.values())):.3f}"])
-        everything = combined(reader, all_sets)
-        confusions.append([reader.name, ", ".join(f"{pair} ×{count}" for pair, count in everything.confusions.most_common(CONFUSIONS_SHOWN)) or "—"])
+                             f"{tally.wrong_yet_number / wrong:.3f} of {wrong:,}" if wrong else "— (none wrong)"])
 
     four = combined(shipped, [MNIST_SET]).accuracy(TARGET_LENGTH)
     single = shipped.tallies[SINGLE_SET].accuracy()
@@ -275,10 +298,11 @@ def measure(args):
         "Pad-drawn numbers by pen width, whole number right, then per digit:",
         table(["Reader", *[f"pen {width}" for width in PEN_WIDTHS], *[f"per digit, pen {width}" for width in PEN_WIDTHS]], by_width),
         "**Per digit**, the number read aligned with the one written by edit distance; accuracy = 1 − (substitutions + "
-        "deletions + insertions) / digits written:",
-        table(["Reader", "Set", "Digits", "Substituted", "Deleted", "Inserted", "Per-digit accuracy"], per_digit),
-        "Commonest confusions over every set (written→read; ∅: a digit missed or one read that was not written):",
-        table(["Reader", "Confusions"], confusions),
+        "deletions + insertions) / digits written. Boxes: in the lines read right, the share of digits whose box overlaps "
+        f"the digit's own ink box with an intersection over union of at least {BOX_OVERLAP} (the baseline's box: its piece's ink).",
+        table(["Reader", "Set", "Digits", "Substituted", "Deleted", "Inserted", "Per-digit accuracy", "Boxes on their digit"], per_digit),
+        "Commonest confusions (written→read; ∅: a digit missed, or one read that was not written):",
+        table(["Reader", "Set", "Confusions"], confusions),
         "**Verdicts**: the share of lines given each; \"wrong yet number\" is the share of wrongly read lines still called \"number\" "
         "(the lower, the more of its mistakes the verdict owns up to):",
         table(["Reader", "Set", "Lines", "number", "unsure", "not_number", "wrong yet number"], verdicts),

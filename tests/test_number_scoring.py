@@ -5,7 +5,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from bench.numbers import Tally, align, empty_column_pieces
+from bench.numbers import Tally, align, box_overlap, empty_column_pieces
 
 
 @pytest.mark.parametrize("written, read, substitutions, deletions, insertions", [
@@ -44,16 +44,29 @@ def test_alignment_is_minimal():
         assert len(substitutions) + len(deletions) + len(insertions) == edit_distance(written, read)
 
 
-def test_tally_scores_whole_numbers_digits_and_verdicts():
+def test_tally_scores_whole_numbers_digits_verdicts_and_boxes():
     tally = Tally()
-    tally.add("2026", "2026", "number")
-    tally.add("2026", "226", "number")
-    tally.add("7", "1", "unsure")
+    written_boxes = [(0, 0, 10, 20), (12, 0, 22, 20), (24, 0, 34, 20), (36, 0, 46, 20)]
+    found_boxes = [(0, 0, 10, 20), (12, 0, 22, 20), (24, 0, 46, 20), (36, 0, 46, 20)]  # the third box spans two digits
+    tally.add("2026", "2026", "number", found_boxes, written_boxes)
+    tally.add("2026", "226", "number", found_boxes[:3], written_boxes)
+    tally.add("7", "1", "unsure", [(0, 0, 9, 9)], [(0, 0, 9, 9)])
     assert tally.accuracy() == pytest.approx(1 / 3)
     assert tally.accuracy(4) == 0.5 and tally.accuracy(1) == 0.0
     assert tally.digit_accuracy() == pytest.approx(1 - 2 / 9)
     assert tally.confusions == {"0→∅": 1, "7→1": 1}
     assert tally.wrong_yet_number == 1 and tally.verdicts["unsure"] == 1
+    assert (tally.boxes_on_digit, tally.boxes_checked) == (3, 4)  # boxes count on lines read right only
+
+
+@pytest.mark.parametrize("first, second, overlap", [
+    ((0, 0, 10, 10), (0, 0, 10, 10), 1.0),
+    ((0, 0, 10, 10), (5, 0, 15, 10), 1 / 3),
+    ((0, 0, 10, 10), (10, 0, 20, 10), 0.0),
+    ((0, 0, 10, 10), (2, 2, 4, 4), 0.04),
+])
+def test_box_overlap_is_intersection_over_union(first, second, overlap):
+    assert box_overlap(first, second) == pytest.approx(overlap)
 
 
 def test_pieces_are_runs_of_inked_columns():
