@@ -89,6 +89,7 @@ class Tally:
     confusions: Counter = field(default_factory=Counter)
     verdicts: Counter = field(default_factory=Counter)
     wrong_yet_number: int = 0
+    right_yet_refused: int = 0                              # read right, yet not called "number"
     boxes_checked: int = 0                                  # digits of lines read right
     boxes_on_digit: int = 0                                 # of which the box found overlaps the written one enough
 
@@ -106,6 +107,7 @@ class Tally:
         self.confusions.update([f"{a}→{b}" for a, b in substitutions] + [f"{a}→∅" for a in deletions] + [f"∅→{b}" for b in insertions])
         self.verdicts[verdict] += 1
         self.wrong_yet_number += (not right) and verdict == "number"
+        self.right_yet_refused += right and verdict != "number"
 
     def lines(self):
         return sum(len(flags) for flags in self.right_by_length.values())
@@ -120,7 +122,7 @@ class Tally:
     def merge(self, other):
         for length, flags in other.right_by_length.items():
             self.right_by_length.setdefault(length, []).extend(flags)
-        for name in ("digits", "substitutions", "deletions", "insertions", "wrong_yet_number", "boxes_checked", "boxes_on_digit"):
+        for name in ("digits", "substitutions", "deletions", "insertions", "wrong_yet_number", "right_yet_refused", "boxes_checked", "boxes_on_digit"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.confusions.update(other.confusions)
         self.verdicts.update(other.verdicts)
@@ -269,7 +271,8 @@ def measure(args):
             lines = tally.lines()
             wrong = lines - sum(sum(flags) for flags in tally.right_by_length.values())
             verdicts.append([reader.name, name, f"{lines:,}", *[f"{tally.verdicts[value] / lines:.3f}" for value in ("number", "unsure", "not_number")],
-                             f"{tally.wrong_yet_number / wrong:.3f} of {wrong:,}" if wrong else "— (none wrong)"])
+                             f"{tally.wrong_yet_number / wrong:.3f} of {wrong:,}" if wrong else "— (none wrong)",
+                             f"{tally.right_yet_refused / (lines - wrong):.3f} of {lines - wrong:,}" if lines > wrong else "— (none right)"])
 
     four = combined(shipped, [MNIST_SET]).accuracy(TARGET_LENGTH)
     single = shipped.tallies[SINGLE_SET].accuracy()
@@ -303,9 +306,10 @@ def measure(args):
         table(["Reader", "Set", "Digits", "Substituted", "Deleted", "Inserted", "Per-digit accuracy", "Boxes on their digit"], per_digit),
         "Commonest confusions (written→read; ∅: a digit missed, or one read that was not written):",
         table(["Reader", "Set", "Confusions"], confusions),
-        "**Verdicts**: the share of lines given each; \"wrong yet number\" is the share of wrongly read lines still called \"number\" "
-        "(the lower, the more of its mistakes the verdict owns up to):",
-        table(["Reader", "Set", "Lines", "number", "unsure", "not_number", "wrong yet number"], verdicts),
+        "**Verdicts**: the share of lines given each; \"wrong yet number\": the share of wrongly read lines still called \"number\" "
+        "(the lower, the more of its mistakes the verdict owns up to); \"right yet refused\": the share of lines read right "
+        "but not called \"number\":",
+        table(["Reader", "Set", "Lines", "number", "unsure", "not_number", "wrong yet number", "right yet refused"], verdicts),
     ])
     return Section("Numbers", script_command("bench.numbers", args), markdown, targets)
 
