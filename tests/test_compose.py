@@ -5,7 +5,8 @@ import onnxruntime
 import pytest
 
 from reader.pen import reink
-from train.compose import GLYPH_BOX, GLYPH_SIDE, MARGIN, MAX_OVERLAP, compose, ink_box, mnist_glyph, overlap_share, pad_glyph
+from train.compose import (GLYPH_BOX, GLYPH_SIDE, MARGIN, MAX_OVERLAP, compose, compose_numbers, ink_box, mnist_glyph, overlap_share,
+                           pad_glyph)
 
 LINES = 200
 
@@ -105,3 +106,13 @@ def test_composition_is_deterministic_per_seed(mnist):
     other = compose(glyphs, np.random.default_rng(8))
     assert np.array_equal(first.image, again.image) and first.boxes == again.boxes
     assert first.image.shape != other.image.shape or not np.array_equal(first.image, other.image)
+
+
+def test_compose_numbers_gives_each_length_its_share_seeded(mnist):
+    images, labels = mnist["x_test"][:50], mnist["y_test"][:50]
+    numbers = compose_numbers(images, labels, 2, seed=3)
+    again = compose_numbers(images, labels, 2, seed=3)
+    assert [len(digits) for _, digits in numbers] == [length for length in range(1, 9) for _ in range(2)]
+    assert all(len(line.boxes) == len(digits) and set(digits) <= set(labels.tolist()) for line, digits in numbers)
+    assert all(np.array_equal(first.image, second.image) and first_digits == second_digits
+               for (first, first_digits), (second, second_digits) in zip(numbers, again))
