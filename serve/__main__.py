@@ -27,7 +27,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                         help="threads per worker process (default %(default)s)")
     parser.add_argument("--variant", choices=["fp32", "int8"], default=None,
-                        help="model variant from the manifest (default: the manifest's default_variant)")
+                        help="model variant from the manifest (default: the manifest's default_variant); "
+                             "the number reader runs it too when it has one, else its own default")
     parser.add_argument("--artifacts", default=None, help="artifacts directory (default: the repo's artifacts/)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     # Set by the supervisor for its workers: the inherited listening socket, and a pipe for "ready".
@@ -78,7 +79,8 @@ def serve(args):
     # The kiosk's first page load fetches the 14 MB runtime; have its gzip ready by then.
     threading.Thread(target=precompress, args=(app.config["WEB_DIR"],), name="precompress", daemon=True).start()
     model = app.extensions["model"]
-    banner = f"serve: model {model.model_id} ({model.variant}) on http://{server.effective_host}:{server.effective_port}"
+    numbers = "" if model.numbers is None else f", numbers {model.numbers.model_id} ({model.numbers.variant})"
+    banner = f"serve: model {model.model_id} ({model.variant}){numbers} on http://{server.effective_host}:{server.effective_port}"
     if args.ready_fd is None:
         print(banner, file=sys.stderr, flush=True)
     else:  # the supervisor prints one banner for all workers

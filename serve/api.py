@@ -1,11 +1,17 @@
-"""The JSON API: POST /predict (image bytes, multipart, JSON image/pixels/images) and GET /healthz."""
+"""The JSON API: POST /predict (a digit) and POST /number (a number), each taking image bytes, multipart or
+JSON image/pixels/images; GET /healthz."""
 
 import json
 
 from flask import Blueprint, current_app, jsonify, request
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnprocessableEntity, UnsupportedMediaType
+from werkzeug.exceptions import (
+    BadRequest, RequestEntityTooLarge, ServiceUnavailable, UnprocessableEntity, UnsupportedMediaType,
+)
 
-from serve.decode import InputError, NoInkError, TooLargeError, check_ink, decode_base64, image_to_array, pixels_to_array
+from serve.decode import (
+    MAX_DECODED_SIDE, MAX_NUMBER_DECODED_SIDE, Decoded, InputError, NoInkError, TooLargeError, check_ink,
+    decode_base64, decode_image, pixels_to_array,
+)
 
 blueprint = Blueprint("api", __name__)
 
@@ -18,27 +24,50 @@ HTTP_ERRORS = {InputError: BadRequest, TooLargeError: RequestEntityTooLarge, NoI
 @blueprint.get("/healthz")
 def healthz():
     model = current_app.extensions["model"]
-    return {"status": "ok", "model": model.model_id, "variant": model.variant}
+    health = {"status": "ok", "model": model.model_id, "variant": model.variant}
+    if model.numbers is not None:
+        health["numbers"] = {"model": model.numbers.model_id, "variant": model.numbers.variant}
+    return health
 
 
 @blueprint.post("/predict")
 def predict():
     model = current_app.extensions["model"]
+    pixels_side = model.manifest["normalization"]["canvas_size"]
+    return answer_each(lambda decoded: model.predict(decoded.image), model.ink_threshold, "a digit",
+                       pixels_side, MAX_DECODED_SIDE)
+
+
+@blueprint.post("/number")
+def number():
+    reader = current_app.extensions["model"].numbers
+    if reader is None:
+        raise ServiceUnavailable('this server has no number reader: its manifest has no "numbers" section')
+    # A number's pixels may be any rectangle, since a line of digits is wider than it is high.
+    return answer_each(reader.predict, reader.ink_threshold, "a number", None, MAX_NUMBER_DECODED_SIDE)
+
+
+def answer_each(read, ink_threshold, wanted, pixels_side, max_side):
+    """The JSON answer of `read(decoded)` for the request's image, or {"predictions": [...]} for a batch."""
     try:
-        images, batch = read_images()
+        images, batch = read_images(pixels_side, max_side)
         predictions = []
         # One image at a time, decoded, read and let go, so a batch holds one decoded image, not 32.
-        for index, image in enumerate(images):
-            check_ink(image, model.ink_threshold, f"images[{index}]: " if batch else "")
-            predictions.append(model.predict(image))
-            del image
+        for index, decoded in enumerate(images):
+            check_ink(decoded.image, ink_threshold, f"images[{index}]: " if batch else "", wanted)
+            predictions.append(read(decoded))
+            del decoded
     except tuple(HTTP_ERRORS) as error:
         raise HTTP_ERRORS[type(error)](str(error)) from None
     return jsonify({"predictions": predictions} if batch else predictions[0])
 
 
-def read_images():
-    """The request's images as model inputs, and whether it was a batch."""
+def read_images(pixels_side, max_side):
+    """The request's images, each a serve.decode.Decoded, and whether it was a batch.
+
+    `pixels_side` is the side of a JSON "pixels" square, or None to take any rectangle; images are
+    decoded to at most `max_side` pixels a side.
+    """
     if request.content_encoding:
         raise UnsupportedMediaType("Content-Encoding is not supported; send the body uncompressed")
     max_body = current_app.config["MAX_CONTENT_LENGTH"]
@@ -47,11 +76,11 @@ def read_images():
     mimetype = request.mimetype
     limit = current_app.config["MAX_IMAGE_PIXELS"]
     if mimetype in IMAGE_TYPES:
-        return [image_to_array(request.get_data(cache=False), limit)], False
+        return [decode_image(request.get_data(cache=False), limit, max_side)], False
     if mimetype == "multipart/form-data":
-        return [image_to_array(read_form_file(), limit)], False
+        return [decode_image(read_form_file(), limit, max_side)], False
     if mimetype == "application/json":
-        return read_json_images(parse_json(request.get_data(cache=False)), limit)
+        return read_json_images(parse_json(request.get_data(cache=False)), limit, pixels_side, max_side)
     raise UnsupportedMediaType(
         f"unsupported Content-Type {mimetype or '(none)'!r}; send one of {', '.join(ACCEPTED_TYPES)}"
     )
@@ -87,31 +116,30 @@ def parse_json(body):
     return document
 
 
-def read_json_images(document, limit):
+def read_json_images(document, limit, pixels_side, max_side):
     given = [key for key in JSON_INPUTS if key in document]
     if len(given) != 1:
         raise InputError('the JSON object needs exactly one of "image", "pixels" or "images"')
     key = given[0]
     if key == "image":
-        return [image_to_array(decode_base64(document["image"]), limit)], False
+        return [decode_image(decode_base64(document["image"]), limit, max_side)], False
     if key == "pixels":
-        side = current_app.extensions["model"].manifest["normalization"]["canvas_size"]
-        return [pixels_to_array(document["pixels"], side)], False
+        return [Decoded.full_size(pixels_to_array(document["pixels"], pixels_side, max_side))], False
     images = document["images"]
     max_batch = current_app.config["MAX_BATCH"]
     if not isinstance(images, list) or not images:
         raise InputError('"images" must be a non-empty array of base64 strings')
     if len(images) > max_batch:
         raise TooLargeError(f"{len(images)} images in one batch; the limit is {max_batch}")
-    return decode_each(images, limit), True
+    return decode_each(images, limit, max_side), True
 
 
-def decode_each(images, limit):
+def decode_each(images, limit, max_side):
     """The batch's images decoded one by one, as they are asked for."""
     for index in range(len(images)):
         try:
-            array = image_to_array(decode_base64(images[index]), limit)
+            decoded = decode_image(decode_base64(images[index]), limit, max_side)
         except ValueError as error:
             raise type(error)(f"images[{index}]: {error}") from None
         images[index] = None  # the base64 text is no longer needed
-        yield array
+        yield decoded

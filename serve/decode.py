@@ -4,7 +4,8 @@ Images may be any size and mode (grey, RGB, palette, with alpha), either polarit
 their EXIF orientation. The model does the MNIST normalisation itself, so this module only decodes,
 composites alpha, rotates, and flips polarity. Errors are ValueError subclasses naming the problem.
 
-An image larger than MAX_DECODED_SIDE is never held at full size: PNGs are decoded a band of rows at a
+An image larger than MAX_DECODED_SIDE (for a number, MAX_NUMBER_DECODED_SIDE) is never held at full size:
+the decode reports the integer factor it reduced by, so answers can point into the sent image. PNGs are decoded a band of rows at a
 time (serve/png_bands.py), other formats whole only when that is small (JPEG decodes at reduced scale),
 and each band is composited and box-reduced before the next. At most a few such decodes run at once.
 """
@@ -17,6 +18,7 @@ import io
 import math
 import threading
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageChops, ImageOps
@@ -30,6 +32,9 @@ IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 # touched, a digit filling a tenth of a photo still keeps twice the model's box, and the float32 array
 # the model gets stays under 0.8 MB.
 MAX_DECODED_SIDE = 448
+# A number is a wide line of digits: the kiosk's number pad (reader.contract.NUMBER_PAD_WIDTH, which serve/
+# does not import; a test holds them equal) is read unreduced, as the page reads it. The input stays under 2.9 MB.
+MAX_NUMBER_DECODED_SIDE = 840
 # Rows are decoded, composited and reduced in bands of about this many pixels (1 MB as RGBA).
 BAND_PIXELS = 256 * 1024
 # A large image that cannot be decoded in bands (GIF, BMP, WebP, interlaced or 16-bit colour PNG) is
@@ -49,8 +54,28 @@ ONE_BYTE_MODES = ("1", "L", "P")
 UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
            8: Image.Transpose.ROTATE_90}
+QUARTER_TURNS = (5, 6, 7, 8)  # the orientations that swap width and height
 # The "pixels" input follows MNIST: 0 is background, PIXELS_INK is full ink.
 PIXELS_INK = 255
+
+
+class Decoded(NamedTuple):
+    """A decoded image and how it maps back onto the image the client sent."""
+
+    image: np.ndarray  # float32 [H, W] in [0, 1], ink = 1
+    factor: int        # the sent image, stood upright, is this many times larger on each side
+    width: int         # the sent image's size, upright (after its EXIF orientation)
+    height: int
+
+    @classmethod
+    def full_size(cls, image):
+        """An image the decode did not reduce."""
+        return cls(image, 1, image.shape[1], image.shape[0])
+
+    def original_box(self, box):
+        """A box (x0, y0, x1, y1; x1, y1 exclusive) in the decoded image's pixels -> in the sent image's."""
+        x0, y0, x1, y1 = (int(value) * self.factor for value in box)
+        return [min(x0, self.width), min(y0, self.height), min(x1, self.width), min(y1, self.height)]
 
 
 class InputError(ValueError):
@@ -176,32 +201,40 @@ def border_median(values):
     return float(np.median(border(values)))
 
 
-def reduced_grey(image, data):
-    """A large image as upright 8-bit grey, box-reduced to at most MAX_DECODED_SIDE a side, decoded in bands.
+def reduced_grey(image, data, max_side=MAX_DECODED_SIDE):
+    """A large image as upright 8-bit grey, box-reduced to at most max_side a side, decoded in bands.
 
+    Returns the grey image, the whole factor it was reduced by (a JPEG's draft scale included) and the
+    full-size image's upright (width, height).
     The result is what grey_image, Image.reduce and orient would give at full size, except that an
     opaque-bordered image with transparent holes is composited after reduction (the same up to rounding).
     """
     orientation = exif_orientation(image, data)
+    upright_size = image.size[::-1] if orientation in QUARTER_TURNS else image.size
+    draft_scale = 1
     if image.format == "PNG" and png_bands.is_bandable(data):
-        factor = reduction_factor(image.size)
+        factor = reduction_factor(image.size, max_side)
         bands = png_bands.png_bands(data, band_rows(image.width, factor))
     else:
         if image.format == "JPEG":
             # JPEG decodes at 1/2, 1/4 or 1/8 scale for free: a phone photo never needs full size.
-            factor = reduction_factor(image.size)
-            image.draft(image.mode, (math.ceil(image.width / factor), math.ceil(image.height / factor)))
+            factor = reduction_factor(image.size, max_side)
+            full_width = image.width
+            draft = image.draft(image.mode, (math.ceil(image.width / factor), math.ceil(image.height / factor)))
+            if draft is not None:  # (mode, (0, 0, full width / scale, full height / scale))
+                draft_scale = round(full_width / draft[1][2])
         needed = whole_decode_bytes(image)
         if needed > MAX_WHOLE_DECODE_BYTES:
             raise TooLargeError(
                 f"image too large to decode: a {image.width}x{image.height} {image.format} needs {needed / 2**20:.0f} MiB "
                 f"at once; at most {MAX_WHOLE_DECODE_BYTES // 2**20} MiB (a PNG that is not interlaced has no such limit)")
         load(image)
-        factor = reduction_factor(image.size)
+        factor = reduction_factor(image.size, max_side)
         rows = band_rows(image.width, factor)
         bands = (image.crop((0, top, image.width, min(top + rows, image.height))) for top in range(0, image.height, rows))
     grey = Image.fromarray(reduce_bands(bands, factor), "L")
-    return grey.transpose(UPRIGHT[orientation]) if orientation in UPRIGHT else grey
+    grey = grey.transpose(UPRIGHT[orientation]) if orientation in UPRIGHT else grey
+    return grey, draft_scale * factor, upright_size
 
 
 def whole_decode_bytes(image):
@@ -211,9 +244,9 @@ def whole_decode_bytes(image):
     return image.width * image.height * bytes_per_pixel * copies
 
 
-def reduction_factor(size):
-    """The integer factor that brings the longest side to at most MAX_DECODED_SIDE."""
-    return max(1, math.ceil(max(size) / MAX_DECODED_SIDE))
+def reduction_factor(size, max_side=MAX_DECODED_SIDE):
+    """The integer factor that brings the longest side to at most max_side."""
+    return max(1, math.ceil(max(size) / max_side))
 
 
 def band_rows(width, factor):
@@ -312,15 +345,21 @@ def to_ink(grey):
 
 def image_to_array(data, max_pixels):
     """Image bytes -> float32 [H, W] in [0, 1], ink = 1."""
+    return decode_image(data, max_pixels).image
+
+
+def decode_image(data, max_pixels, max_side=MAX_DECODED_SIDE):
+    """Image bytes -> Decoded: the model's input, at most max_side a side, and the factor back to the sent image."""
     if not data:
         raise InputError("empty image")
     image = open_image(data, max_pixels)
     try:
-        if max(image.size) <= MAX_DECODED_SIDE:
-            return to_ink(grey_image(orient(load(image))))
+        if max(image.size) <= max_side:
+            return Decoded.full_size(to_ink(grey_image(orient(load(image)))))
         with _large_decodes:
             try:
-                return to_ink(reduced_grey(image, data))
+                grey, factor, (width, height) = reduced_grey(image, data, max_side)
+                return Decoded(to_ink(grey), factor, width, height)
             finally:
                 release_memory()
     except (InputError, TooLargeError):
@@ -372,13 +411,23 @@ def decode_base64(text):
         raise InputError(f"invalid base64: {describe(error)}") from None
 
 
-def pixels_to_array(pixels, side):
-    """MNIST-convention rows (0 background .. PIXELS_INK ink) -> float32 [side, side] in [0, 1]."""
-    shape_error = f"pixels must be a list of {side} rows of {side} numbers 0..{PIXELS_INK}"
-    if not isinstance(pixels, list) or len(pixels) != side:
+def pixels_to_array(pixels, side=None, max_side=MAX_DECODED_SIDE):
+    """MNIST-convention rows (0 background .. PIXELS_INK ink) -> float32 [H, W] in [0, 1].
+
+    With `side`, exactly side x side; without, any rectangle of 1 to max_side pixels a side.
+    """
+    if side is None:
+        shape_error = (f"pixels must be a list of 1 to {max_side} rows, each of the same number "
+                       f"(1 to {max_side}) of numbers 0..{PIXELS_INK}")
+        fits = lambda rows: 1 <= len(rows) <= max_side
+    else:
+        shape_error = f"pixels must be a list of {side} rows of {side} numbers 0..{PIXELS_INK}"
+        fits = lambda rows: len(rows) == side
+    if not isinstance(pixels, list) or not fits(pixels):
         raise InputError(shape_error)
+    width = len(pixels[0]) if isinstance(pixels[0], list) else None
     for row in pixels:
-        if not isinstance(row, list) or len(row) != side:
+        if not isinstance(row, list) or len(row) != width or not fits(row):
             raise InputError(shape_error)
         for value in row:
             # bool is an int in Python, but true/false are not pixel values.
@@ -399,7 +448,7 @@ def json_type(value):
     return names.get(type(value), "a number")
 
 
-def check_ink(image, ink_threshold, where=""):
+def check_ink(image, ink_threshold, where="", wanted="a digit"):
     """Refuse a blank image: the model would otherwise invent a digit from nothing."""
     if image.size == 0 or float(image.max()) <= ink_threshold:
-        raise NoInkError(f"{where}no ink: the image is blank, draw a digit")
+        raise NoInkError(f"{where}no ink: the image is blank, draw {wanted}")

@@ -1,4 +1,6 @@
-"""The shipped model: read artifacts/manifest.json, check every file it names, open one onnxruntime session.
+"""The shipped readers: read artifacts/manifest.json, check every file it names, open one onnxruntime session each.
+
+The digit reader is always there; the number reader (the manifest's "numbers" section) when the manifest has one.
 
 A model that does not match its manifest must never answer, so every problem here is a ModelError
 whose message is one line naming the file and what is wrong with it.
@@ -10,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime
+
+from serve.number_model import OUTPUT_KEYS as NUMBER_OUTPUT_KEYS, NumberReader
 
 MANIFEST_NAME = "manifest.json"
 
@@ -27,17 +31,31 @@ def read_manifest(artifacts_dir):
         raise ModelError(f"{path}: cannot read the manifest ({error.strerror or error})") from None
     try:
         manifest = json.loads(manifest_bytes)
-        files = {name: variant["file"] for name, variant in manifest["variants"].items()}
+        file_names = [variant["file"] for variant in manifest["variants"].values()]
         manifest["default_variant"], manifest["model_id"], manifest["labels"]
         manifest["input"]["name"], manifest["outputs"]["probabilities"]["name"], manifest["outputs"]["not_digit"]["name"]
         manifest["outputs"]["verdict"]["name"], manifest["outputs"]["verdict"]["values"]
     except (ValueError, KeyError, TypeError) as error:
         raise ModelError(f"{path}: not a valid model manifest ({type(error).__name__}: {error})") from None
-    for file_name in files.values():
+    if "numbers" in manifest:
+        file_names += read_number_files(manifest["numbers"], path)
+    for file_name in file_names:
         # File names come from the manifest and end up in URLs and paths: keep them plain.
         if not isinstance(file_name, str) or Path(file_name).name != file_name or file_name.startswith("."):
             raise ModelError(f"{path}: variant file name {file_name!r} is not a plain file name")
     return manifest_bytes, manifest
+
+
+def read_number_files(section, path):
+    """The file names of the "numbers" section, refused unless it names everything the server reads."""
+    try:
+        file_names = [variant["file"] for variant in section["variants"].values()]
+        section["variants"][section["default_variant"]], section["model_id"], section["input"]["name"]
+        [section["outputs"][key]["name"] for key in NUMBER_OUTPUT_KEYS]
+        section["outputs"]["verdict"]["values"]
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ModelError(f'{path}: not a valid "numbers" section ({type(error).__name__}: {error})') from None
+    return file_names
 
 
 def read_checked_file(artifacts_dir, variant):
@@ -72,7 +90,7 @@ def create_session(model_bytes):
 
 
 class Model:
-    """The manifest, the checked model files, and a session for the chosen variant."""
+    """The manifest, the checked model files, a session for the chosen variant, and the number reader if any."""
 
     def __init__(self, artifacts_dir, variant=None):
         self.artifacts_dir = Path(artifacts_dir)
@@ -81,21 +99,14 @@ class Model:
         if self.variant not in self.manifest["variants"]:
             known = ", ".join(sorted(self.manifest["variants"]))
             raise ModelError(f"unknown model variant {self.variant!r}; the manifest has {known}")
-        # Every file the manifest names is served under /model/, so every one of them is checked.
-        self.files = {
-            variant["file"]: read_checked_file(self.artifacts_dir, variant)
-            for variant in self.manifest["variants"].values()
-        }
-        chosen = self.manifest["variants"][self.variant]
-        self.file_sha256 = {variant["file"]: variant["sha256"] for variant in self.manifest["variants"].values()}
-        self.session = create_session(self.files[chosen["file"]])
-        if self.variant != self.manifest["default_variant"]:
-            # The page runs the manifest's default variant: make that the one this server runs too,
-            # so the browser and the server never answer with different files under one model id.
-            self.manifest["default_variant"] = self.variant
-            self.manifest["browser_variant"] = self.variant
-            self.manifest["model_id"] = f"{self.manifest['model_id']}-{self.variant}"
-            self.manifest_bytes = json.dumps(self.manifest, indent=2).encode() + b"\n"
+        self.files, self.file_sha256 = {}, {}
+        self.session = self.open_variant(self.manifest, self.variant)
+        self.numbers = None
+        if "numbers" in self.manifest:
+            # The number reader runs the digit reader's variant when it has one (--variant int8: int8 for both).
+            section = self.manifest["numbers"]
+            number_variant = self.variant if self.variant in section["variants"] else section["default_variant"]
+            self.numbers = NumberReader(section, number_variant, self.open_variant(section, number_variant))
         self.model_id = self.manifest["model_id"]
         self.labels = [int(label) for label in self.manifest["labels"]]
         self.input_name = self.manifest["input"]["name"]
@@ -104,6 +115,23 @@ class Model:
         self.verdicts = outputs["verdict"]["values"]
         self.ink_threshold = float(self.manifest.get("normalization", {}).get("ink_threshold", 0.0))
         self.manifest_sha256 = hashlib.sha256(self.manifest_bytes).hexdigest()
+
+    def open_variant(self, section, variant):
+        """Check every file `section` (the manifest or its "numbers") names, and open a session for `variant`.
+
+        A variant other than the section's default becomes its default in the served manifest, so the page runs
+        the very file this server runs, under a model id of its own.
+        """
+        # Every file the manifest names is served under /model/, so every one of them is checked.
+        for described in section["variants"].values():
+            self.files[described["file"]] = read_checked_file(self.artifacts_dir, described)
+            self.file_sha256[described["file"]] = described["sha256"]
+        session = create_session(self.files[section["variants"][variant]["file"]])
+        if variant != section["default_variant"]:
+            section["default_variant"] = section["browser_variant"] = variant
+            section["model_id"] = f"{section['model_id']}-{variant}"
+            self.manifest_bytes = json.dumps(self.manifest, indent=2).encode() + b"\n"
+        return session
 
     def read(self, image):
         """The model's probabilities [10], not_digit [1] and verdict [1] for one float32 [H, W] image (ink = 1)."""

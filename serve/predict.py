@@ -1,16 +1,18 @@
-"""Read digits from image files without a server: `python -m serve.predict IMAGE... [--json]`.
+"""Read digits from image files without a server: `python -m serve.predict IMAGE... [--number] [--json]`.
 
-Uses the same checked model and the same decoding as POST /predict. Prints one line per file
-(`path: 7 (99.3%)`, `path: 7? unsure (41.0%)` or `path: not a digit`), or with --json one JSON object per line with the API's fields plus "file".
-Exits 1 if any file could not be read or holds no digit.
+Uses the same checked model and the same decoding as POST /predict (with --number, POST /number). Prints one
+line per file (`path: 7 (99.3%)`, `path: 7? unsure (41.0%)` or `path: not a digit`; with --number
+`path: 2026 (97.0%)`, `path: 2026? unsure (41.0%)` or `path: not a number`), or with --json one JSON object
+per line with the API's fields plus "file". Exits 1 if any file could not be read or holds no ink.
 """
 
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
-from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, check_ink, image_to_array
+from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, MAX_DECODED_SIDE, MAX_NUMBER_DECODED_SIDE, check_ink, decode_image
 from serve.model import Model, ModelError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,19 +21,32 @@ ROOT = Path(__file__).resolve().parent.parent
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m serve.predict", description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, WebP, BMP, GIF)")
+    parser.add_argument("--number", action="store_true", help="read a whole number with the number reader")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--variant", choices=["fp32", "int8"], default=None,
-                        help="model variant (default: the manifest's default_variant)")
+                        help="model variant (default: the manifest's default_variant); the number reader "
+                             "runs it too when it has one")
     parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts", help="artifacts directory")
     return parser.parse_args(argv)
 
 
 def predict_file(model, path):
-    """The API's answer for one file, or {"error": ...}."""
+    """POST /predict's answer for one file, or {"error": ...}."""
+    return answer_file(path, lambda decoded: model.predict(decoded.image), model.ink_threshold, "a digit",
+                       MAX_DECODED_SIDE)
+
+
+def read_number_file(reader, path):
+    """POST /number's answer for one file, or {"error": ...}."""
+    return answer_file(path, reader.predict, reader.ink_threshold, "a number", MAX_NUMBER_DECODED_SIDE)
+
+
+def answer_file(path, read, ink_threshold, wanted, max_side):
+    """`read(decoded)` for one file, or {"error": ...} when it cannot be read or is blank."""
     try:
-        image = image_to_array(path.read_bytes(), DEFAULT_MAX_IMAGE_PIXELS)
-        check_ink(image, model.ink_threshold)
-        return model.predict(image)
+        decoded = decode_image(path.read_bytes(), DEFAULT_MAX_IMAGE_PIXELS, max_side)
+        check_ink(decoded.image, ink_threshold, wanted=wanted)
+        return read(decoded)
     except OSError as error:
         return {"error": f"cannot read file: {error.strerror or error}"}
     except ValueError as error:
@@ -47,6 +62,15 @@ def describe(answer):
     return f"{answer['digit']} ({answer['confidence']:.1%})"
 
 
+def describe_number(answer):
+    """One line for a person: the number, a hedged guess, or no number at all."""
+    if answer["verdict"] == "not_number":
+        return "not a number"
+    if answer["verdict"] == "unsure":
+        return f"{answer['number']}? unsure ({answer['confidence']:.1%})"
+    return f"{answer['number']} ({answer['confidence']:.1%})"
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -54,16 +78,20 @@ def main(argv=None):
     except ModelError as error:
         print(f"serve.predict: {error}", file=sys.stderr)
         return 2
+    if args.number and model.numbers is None:
+        print(f'serve.predict: {args.artifacts}: the manifest has no "numbers" section, so no number reader', file=sys.stderr)
+        return 2
+    read, say = (partial(read_number_file, model.numbers), describe_number) if args.number else (partial(predict_file, model), describe)
     failed = False
     for path in args.images:
-        answer = predict_file(model, path)
+        answer = read(path)
         failed = failed or "error" in answer
         if args.json:
             print(json.dumps({"file": str(path), **answer}))
         elif "error" in answer:
             print(f"{path}: error: {answer['error']}")
         else:
-            print(f"{path}: {describe(answer)}")
+            print(f"{path}: {say(answer)}")
     return 1 if failed else 0
 
 

@@ -27,3 +27,16 @@ def mnist():
     from train.data import load_mnist
 
     return load_mnist()
+
+
+@pytest.fixture
+def digits_only_artifacts(tmp_path, manifest):
+    """A copy of the committed digit reader alone: a manifest without its "numbers" section."""
+    import shutil
+
+    copy = tmp_path / "digits-only-artifacts"
+    copy.mkdir()
+    for variant in manifest["variants"].values():
+        shutil.copy(ARTIFACTS_DIR / variant["file"], copy / variant["file"])
+    (copy / "manifest.json").write_text(json.dumps({key: value for key, value in manifest.items() if key != "numbers"}))
+    return copy

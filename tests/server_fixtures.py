@@ -51,8 +51,8 @@ def post(base_url, body, content_type, path="/predict", **headers):
     return request(base_url, "POST", path, body, headers)
 
 
-def post_json(base_url, document):
-    return post(base_url, json.dumps(document).encode(), "application/json")
+def post_json(base_url, document, path="/predict"):
+    return post(base_url, json.dumps(document).encode(), "application/json", path=path)
 
 
 class ServerThread:

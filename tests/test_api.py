@@ -254,7 +254,9 @@ def test_many_threads_posting_at_once_all_get_their_answers(live_server, manifes
 def test_healthz(live_server, manifest):
     answer = request(live_server, "GET", "/healthz")
     assert answer.status == 200
-    assert answer.json() == {"status": "ok", "model": manifest["model_id"], "variant": manifest["default_variant"]}
+    numbers = manifest["numbers"]
+    assert answer.json() == {"status": "ok", "model": manifest["model_id"], "variant": manifest["default_variant"],
+                             "numbers": {"model": numbers["model_id"], "variant": numbers["default_variant"]}}
 
 
 def test_manifest_is_served_verbatim_and_revalidated(live_server, manifest):

@@ -8,7 +8,7 @@ import pytest
 
 from serve.app import SECURITY_HEADERS, create_app
 from tests.conftest import ROOT
-from tests.feedback_helpers import TOKEN, bearer, feedback_document, post_feedback
+from tests.feedback_helpers import TOKEN, bearer, feedback_document, pad_png, post_feedback
 from tests.server_fixtures import encode, enlarge, post, post_json, request
 
 API_DOC = (ROOT / "docs" / "API.md").read_text()
@@ -43,13 +43,26 @@ def test_documented_routes_answer(start_server, manifest, tmp_path):
 
 
 def test_response_examples_have_the_live_shape(live_server, confident_digits):
-    single, batch, _ = json_examples()
+    single, batch = json_examples()[:2]
     png = encode(enlarge(confident_digits[0][1]), "PNG")
     live = post(live_server, png, "image/png").json()
     assert set(single) == set(live) and len(single["probabilities"]) == len(live["probabilities"])
     assert sum(single["probabilities"]) == pytest.approx(1, abs=1e-3)
     assert single["confidence"] == max(single["probabilities"]) and single["digit"] == 7
     live_batch = post_json(live_server, {"images": [base64.b64encode(png).decode()]}).json()
+    assert set(batch) == set(live_batch) and set(batch["predictions"][0]) == set(live_batch["predictions"][0])
+
+
+def test_number_examples_have_the_live_shape(live_server, confident_digits):
+    single, batch = json_examples()[2:4]
+    png = encode(enlarge(dict(confident_digits)[7]), "PNG")
+    live = post(live_server, png, "image/png", path="/number").json()
+    assert set(single) == set(live) and set(single["digits"][0]) == set(live["digits"][0])
+    assert single["number"] == "".join(str(digit["digit"]) for digit in single["digits"])
+    for digit in single["digits"] + batch["predictions"][0]["digits"]:
+        assert sum(digit["probabilities"]) == pytest.approx(1, abs=1e-3) and len(digit["probabilities"]) == 10
+        assert digit["digit"] == max(range(10), key=digit["probabilities"].__getitem__)
+    live_batch = post_json(live_server, {"images": [base64.b64encode(png).decode()]}, path="/number").json()
     assert set(batch) == set(live_batch) and set(batch["predictions"][0]) == set(live_batch["predictions"][0])
 
 
@@ -66,9 +79,11 @@ def test_documented_headers_are_the_ones_sent():
         assert f"{name}: {value}" in API_DOC
 
 
-def test_the_feedback_example_is_stored(start_server, tmp_path):
+def test_the_feedback_examples_are_stored(start_server, tmp_path):
     base_url = start_server(FEEDBACK_DB=str(tmp_path / "feedback.sqlite"))
-    example = json_examples()[2]
-    document = {**example, "model": "digits-test", "image": feedback_document()["image"]}
+    digit_example, number_example = json_examples()[4:6]
+    document = {**digit_example, "model": "digits-test", "image": feedback_document()["image"]}
+    assert post_feedback(base_url, document).status == 201
+    document = {**number_example, "image": base64.b64encode(pad_png()).decode()}
     assert post_feedback(base_url, document).status == 201
     assert f"at most {create_app().config['FEEDBACK_MAX_BODY'] // 1024} KiB" in API_DOC

@@ -15,7 +15,7 @@ from serve.feedback.store import SCHEMA_VERSION
 
 DAY = 86400
 STORED_COLUMNS = {"id", "received_at", "day", "model", "predicted", "verdict", "label", "correct", "image",
-                  "strokes", "size"}
+                  "strokes", "size", "mode", "number"}
 
 
 def drawing_png(seed=0):

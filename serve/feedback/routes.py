@@ -16,7 +16,7 @@ from werkzeug.exceptions import (
 
 from serve.decode import InputError, TooLargeError
 from serve.feedback import stats
-from serve.feedback.entry import parse_entry
+from serve.feedback.entry import DIGIT_MODE, parse_entry
 from serve.feedback.limits import RateLimited
 from serve.feedback.store import StoreError, StoreFullError
 
@@ -63,7 +63,8 @@ def add_feedback():
         raise TooManyRequests(str(error), retry_after=error.retry_after) from None
     model = current_app.extensions["model"]
     try:
-        entry = parse_entry(parse_json(request.get_data(cache=False)), model.labels, model.verdicts)
+        number_verdicts = model.numbers.verdicts if model.numbers is not None else None
+        entry = parse_entry(parse_json(request.get_data(cache=False)), model.labels, model.verdicts, number_verdicts)
     except TooLargeError as error:
         raise RequestEntityTooLarge(str(error)) from None
     except InputError as error:
@@ -124,10 +125,12 @@ def export_line(entry):
     document = {
         "id": entry["id"],
         "received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry["received_at"])),
+        "mode": entry["mode"],
         "model": entry["model"],
         "predicted": entry["predicted"],
         "verdict": entry["verdict"],
-        "label": int(label) if label.isdigit() else label,
+        # A digit's label goes out as POST /feedback took it, a number; a number's stays a string ("007").
+        "label": int(label) if entry["mode"] == DIGIT_MODE and label.isdigit() else label,
         "correct": entry["correct"],
         "image": base64.b64encode(entry["image"]).decode("ascii"),
         "strokes": json.loads(entry["strokes"]) if entry["strokes"] else None,

@@ -6,13 +6,14 @@ import time
 
 from PIL import Image, ImageDraw, ImageFont
 
-from serve.feedback.entry import NOT_DIGIT
+from serve.feedback.entry import MAX_IMAGE_SIZE, NOT_DIGIT, shown
 
 CLASSES = [str(digit) for digit in range(10)] + [NOT_DIGIT]
 SHORT_NAMES = {NOT_DIGIT: "X"}  # the picture's axis names "not a digit" X
 CELL = 36
 MARGIN = 48
 LATEST_CORRECTIONS = 24
+THUMBNAIL_HEIGHT = 84
 
 
 def field_accuracy(rows):
@@ -58,9 +59,11 @@ def describe_confusion(rows):
 
 
 def thumbnails(entries):
-    """The latest corrections as {"image" (data: URL), "label", "shown", "model", "when"}."""
+    """The latest corrections as {"image" (data: URL), "width", "label", "shown", "model", "when"}."""
     return [{"image": data_url(entry["image"]), "label": entry["label"], "model": entry["model"],
-             "shown": NOT_DIGIT if entry["verdict"] == NOT_DIGIT else str(entry["predicted"]),
+             # A number's drawing is as wide as the number pad: its thumbnail keeps the pad's shape.
+             "width": THUMBNAIL_HEIGHT * MAX_IMAGE_SIZE[entry["mode"]][0] // MAX_IMAGE_SIZE[entry["mode"]][1],
+             "shown": shown(entry["mode"], entry["predicted"], entry["verdict"]),
              "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(entry["received_at"]))}
             for entry in entries]
 
@@ -83,6 +86,7 @@ def page_data(store):
         "accuracy": field_accuracy(store.accuracy_by_day()),
         "confusion_image": confusion_png(confusion),
         "confusion_text": describe_confusion(confusion),
+        "thumbnail_height": THUMBNAIL_HEIGHT,
         "corrections": thumbnails(store.latest_corrections(LATEST_CORRECTIONS)),
         "store": store.describe(),
     }

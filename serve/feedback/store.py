@@ -8,6 +8,8 @@ import threading
 import time
 from contextlib import contextmanager
 
+from serve.feedback.entry import NUMBER_MODE
+
 # Each migration is the list of statements that takes the schema from the previous version to its own.
 # {blob} and {real} are the dialect's column types; they are constants, never data.
 MIGRATIONS = [
@@ -35,15 +37,23 @@ MIGRATIONS = [
         )""",
         "INSERT INTO feedback_totals (id, entries, bytes) VALUES (1, 0, 0)",
     ],
+    # Number-mode entries. Adding columns is instant in both databases, where retyping `predicted` would copy
+    # the table; so a number entry keeps its answer in `number` and NUMBER_PREDICTED in `predicted`.
+    [
+        "ALTER TABLE feedback_entries ADD COLUMN mode TEXT NOT NULL DEFAULT 'digit'",
+        "ALTER TABLE feedback_entries ADD COLUMN number TEXT",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+MODE_SINCE_VERSION = 2  # stores from this version on have the `mode` column
 SECONDS_PER_DAY = 86400
 # Retention is enforced on writes, at most this often per process.
 RETENTION_SWEEP_SECONDS = 600
 # When over a bound, prune down to this fraction of it, so pruning runs once per many inserts.
 PRUNE_TO = 0.95
 PRUNE_BATCH = 256
-ENTRY_COLUMNS = "id, received_at, model, predicted, verdict, label, correct, image, strokes"
+ENTRY_COLUMNS = "id, received_at, model, predicted, verdict, label, correct, image, strokes, mode, number"
+NUMBER_PREDICTED = -1  # `predicted` of a number entry: no digit
 
 
 class StoreError(Exception):
@@ -112,10 +122,12 @@ class Store:
     def add(self, entry):
         """Store `entry`; True if it is new, False if its id was already stored (nothing changes then)."""
         with self.transaction(exclusive=True) as cursor:
+            is_number = entry.mode == NUMBER_MODE
             self.run(cursor, f"INSERT INTO feedback_entries ({ENTRY_COLUMNS}, day, size) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                     (entry.id, entry.received_at, entry.model, entry.predicted, entry.verdict, entry.label,
-                      int(entry.correct), entry.image, entry.strokes,
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                     (entry.id, entry.received_at, entry.model, NUMBER_PREDICTED if is_number else entry.predicted,
+                      entry.verdict, entry.label, int(entry.correct), entry.image, entry.strokes, entry.mode,
+                      entry.predicted if is_number else None,
                       time.strftime("%Y-%m-%d", time.gmtime(entry.received_at)), entry.size))
             if cursor.rowcount != 1:
                 return False
@@ -159,17 +171,17 @@ class Store:
         return {"entries": entries, "corrections": corrections, "bytes": size}
 
     def accuracy_by_day(self):
-        """[(day, model, entries, confirmed)], newest day first."""
+        """[(day, model, entries, confirmed)], newest day first (the number reader has model ids of its own)."""
         with self.transaction() as cursor:
             return self.fetchall(cursor, "SELECT day, model, count(*), sum(correct) FROM feedback_entries "
                                          "GROUP BY day, model ORDER BY day DESC, model")
 
     def confusion(self):
-        """[(label, shown, count)]: what visitors said against what the page showed."""
+        """[(label, shown, count)] of digit entries: what visitors said against what the page showed."""
         with self.transaction() as cursor:
             return self.fetchall(cursor, "SELECT label, CASE WHEN verdict = 'not_digit' THEN 'not_digit' "
                                          "ELSE CAST(predicted AS TEXT) END, count(*) FROM feedback_entries "
-                                         "GROUP BY 1, 2")
+                                         "WHERE mode = 'digit' GROUP BY 1, 2")
 
     def latest_corrections(self, limit):
         with self.transaction() as cursor:
@@ -193,10 +205,14 @@ class Store:
 
     @staticmethod
     def as_dict(row):
+        """An entry as Entry's fields: a number entry's "predicted" is its number."""
         names = [name.strip() for name in ENTRY_COLUMNS.split(",")]
         entry = dict(zip(names, row))
         entry["image"] = bytes(entry["image"])
         entry["correct"] = bool(entry["correct"])
+        number = entry.pop("number")
+        if entry["mode"] == NUMBER_MODE:
+            entry["predicted"] = number
         return entry
 
     def run(self, cursor, sql, parameters=()):

@@ -1,0 +1,149 @@
+"""The committed number reader: its manifest section, its graph, its decoding and what it reads."""
+
+import numpy as np
+import onnx
+import pytest
+
+from convert.manifest import sha256_bytes
+from reader.contract import (INPUT_NAME, LINE_INPUT_NAME, NUMBER_BOX, NUMBER_HEIGHT, NUMBER_MARGIN,
+                             NUMBER_MAX_INK_WIDTH, NUMBER_VERDICTS, NUMBER_WIDTH_MULTIPLE, describe_input,
+                             describe_number_outputs)
+from reader.number_normalization import LineNormalizer
+from tests.conftest import ARTIFACTS_DIR
+from train.compose import compose, compose_numbers, mnist_glyph
+from train.numbers import greedy_decode, number_verdicts, verdict_inputs
+
+# Floors for the committed reader on numbers composed from MNIST test digits; bench/ measures the targets.
+MIN_FOUR_DIGITS_RIGHT = 0.9
+MIN_SINGLE_DIGITS_RIGHT = 0.95
+SEQUENCE_FRAMES = "sequence/frames"
+
+
+@pytest.fixture(scope="module")
+def numbers(manifest):
+    return manifest["numbers"]
+
+
+@pytest.fixture(scope="module", params=["fp32", "int8"])
+def reader(request, numbers):
+    import onnxruntime
+
+    path = ARTIFACTS_DIR / numbers["variants"][request.param]["file"]
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return request.param, path, session
+
+
+def read(session, image):
+    names = [output.name for output in session.get_outputs()]
+    return dict(zip(names, session.run(None, {INPUT_NAME: np.ascontiguousarray(image, np.float32)})))
+
+
+def test_section_describes_the_files(numbers):
+    assert numbers["input"] == describe_input() and numbers["outputs"] == describe_number_outputs()
+    assert numbers["model_id"] == f"numbers-{numbers['variants']['fp32']['sha256'][:12]}"
+    assert numbers["default_variant"] in numbers["variants"] and numbers["browser_variant"] in numbers["variants"]
+    for entry in numbers["variants"].values():
+        data = (ARTIFACTS_DIR / entry["file"]).read_bytes()
+        assert entry["file"].startswith("numbers-") and sha256_bytes(data) == entry["sha256"] and len(data) == entry["bytes"]
+
+
+def test_graph_is_standard_opset_18_with_the_contract(reader, numbers):
+    _, path, _ = reader
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    assert [i.name for i in model.graph.input] == [numbers["input"]["name"]]
+    assert [o.name for o in model.graph.output] == [o["name"] for o in numbers["outputs"].values()]
+    assert {entry.domain for entry in model.opset_import} <= {"", "ai.onnx"}
+    assert max(entry.version for entry in model.opset_import) <= 18
+
+
+@pytest.fixture(scope="module")
+def test_numbers(mnist):
+    return compose_numbers(mnist["x_test"], mnist["y_test"], 40, seed=11, lengths=(1, 4))
+
+
+def test_reads_numbers_composed_from_mnist_test_digits(reader, test_numbers):
+    _, _, session = reader
+    right = {1: [], 4: []}
+    for line, digits in test_numbers:
+        right[len(digits)].append(read(session, line.image)["digits"].tolist() == digits)
+    assert np.mean(right[1]) >= MIN_SINGLE_DIGITS_RIGHT
+    assert np.mean(right[4]) >= MIN_FOUR_DIGITS_RIGHT
+
+
+def test_outputs_agree_with_each_other(reader, test_numbers):
+    _, _, session = reader
+    for line, _ in test_numbers[-10:]:
+        out = read(session, line.image)
+        k = len(out["digits"])
+        assert out["probabilities"].shape == (k, 10) and np.allclose(out["probabilities"].sum(1), 1, atol=1e-5)
+        assert np.array_equal(out["probabilities"].argmax(1), out["digits"])
+        assert np.isclose(out["confidence"][0], np.prod(out["confidences"]), rtol=1e-5)
+        assert NUMBER_VERDICTS[int(out["verdict"][0])] in NUMBER_VERDICTS
+
+
+def test_boxes_find_each_digit_in_input_pixels(reader, mnist):
+    """Well-separated digits, the line drawn 3x larger: each box covers its digit's own ink box and little else."""
+    _, _, session = reader
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(12):
+        picks = rng.integers(len(mnist["x_test"]), size=3)
+        line = compose([mnist_glyph(mnist["x_test"][pick]) for pick in picks], rng)
+        image = np.kron(line.image, np.ones((3, 3), np.float32))
+        out = read(session, image)
+        if out["digits"].tolist() != [int(mnist["y_test"][pick]) for pick in picks]:
+            continue
+        if any(a[2] >= b[0] for a, b in zip(line.boxes, line.boxes[1:])):
+            continue  # touching neighbours share columns; the box is then a cut, not the glyph's own box
+        checked += 1
+        for box, truth in zip(out["boxes"].tolist(), line.boxes):
+            truth = [3 * value for value in truth]
+            assert abs(box[0] - truth[0]) <= 3 and abs(box[2] - truth[2]) <= 3, (box, truth)
+            assert abs(box[1] - truth[1]) <= 3 and abs(box[3] - truth[3]) <= 3, (box, truth)
+    assert checked >= 4
+
+
+def test_blank_and_tiny_images_read_as_no_number(reader):
+    _, _, session = reader
+    for image in (np.zeros((40, 90), np.float32), np.ones((1, 1), np.float32)):
+        out = read(session, image)
+        assert out["digits"].shape == (0,) and out["boxes"].shape == (0, 4)
+        assert NUMBER_VERDICTS[int(out["verdict"][0])] == "not_number" and out["confidence"][0] == 0.0
+
+
+def test_graph_decodes_its_frames_as_greedy_ctc_and_decides_its_verdict(numbers, test_numbers):
+    """The decoding inside the graph matches the training code's greedy decoding on the graph's own frames."""
+    import onnxruntime
+
+    model = onnx.load(ARTIFACTS_DIR / numbers["variants"]["fp32"]["file"])
+    names = [o.name for o in model.graph.output]
+    model.graph.output.append(onnx.helper.make_tensor_value_info(SEQUENCE_FRAMES, onnx.TensorProto.FLOAT, None))
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    verdict = numbers["verdict"]
+    for line, _ in test_numbers[::8]:
+        out = dict(zip([*names, SEQUENCE_FRAMES], session.run(None, {INPUT_NAME: line.image})))
+        frames = out[SEQUENCE_FRAMES][0]
+        assert [token for token in greedy_decode(frames) if token < 10] == out["digits"].tolist()
+        decided = number_verdicts(*verdict_inputs([frames]), verdict["not_number_at_least"], verdict["sure_at_least"])
+        assert int(decided[0]) == int(out["verdict"][0])
+
+
+def test_line_normalisation_geometry():
+    normalizer = LineNormalizer()
+    image = np.zeros((300, 900), np.float32)
+    image[40:240, 100:130] = 1.0
+    image[60:200, 400:520] = 1.0
+    line = normalizer.normalize(image)
+    rows, cols = np.nonzero(line > 0)
+    assert line.shape[0] == NUMBER_HEIGHT and line.shape[1] % NUMBER_WIDTH_MULTIPLE == 0
+    assert rows.max() - rows.min() + 1 == NUMBER_BOX and cols.min() == NUMBER_MARGIN
+    assert line.max() == pytest.approx(1.0)
+    # A long scrawl is shrunk to the width limit instead of growing without bound.
+    long = normalizer.normalize(np.ones((3, 5000), np.float32))
+    assert (long > 0).any(0).sum() <= NUMBER_MAX_INK_WIDTH and long.shape[1] <= NUMBER_MAX_INK_WIDTH + 2 * NUMBER_MARGIN + 4
+
+
+def test_the_sequence_model_input_is_named_in_the_contract(numbers):
+    model = onnx.load(ARTIFACTS_DIR / numbers["variants"]["fp32"]["file"])
+    assert LINE_INPUT_NAME in {output for node in model.graph.node for output in node.output}
