@@ -12,20 +12,31 @@ Our server runs as `python -m serve` (logging each request) and Chromium loads t
 - Throttled: CDP Emulation.setCPUThrottlingRate 4 and 10 (rough stand-ins for a Pi 4 and a Pi 3 / Zero 2 W;
   it slows the page's threads, not the browser's background compiler threads).
 - Bytes: a byte-counting TCP proxy sits between Chromium and the server for a first and a second visit.
+- Numbers: the number reader's files (and the digit reader's, alike) run directly with onnxruntime-web in a page
+  of ours, on a composed 4-digit number the size of the number pad, many times over; the model alone, no page UI.
 """
 
 import asyncio
+import base64
 import re
 import tempfile
 import threading
 import time
 
+import numpy as np
+
 from bench.measure import median, percentile
 from bench.models import load_manifest, mnist_test, pad_image, png_bytes
+from bench.number_sets import compose_number, on_pad
 from bench.report import ROOT, Section, Target, format_bytes, run_section, script_command, table
 from bench.servers import SERVE_ENVIRONMENT, ServerProcess
+from reader.contract import NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH, PAD_SIDE
 
 WARM_TARGET_MS = 3.0
+NUMBER_WARM_TARGET_MS = 15.0
+NUMBER_LENGTH = 4
+MODELS_WARMUP = 10  # untimed runs first: V8 optimises a wasm function only after it has run a while
+MODELS_PREFIX = "/bench-models/"  # the bench hands the page model files under this path itself (page.route)
 THROTTLED_TARGET_MS = 10.0
 FIRST_ANSWER_TARGET_MS = 1500.0
 RELOAD_TARGET_MS = 2000.0
@@ -89,6 +100,38 @@ async ({ count, warmup, variants }) => {
     }
   }
   return runs.map(({ variant, total, inference, backend }) => ({ variant, total, inference, backend }));
+}
+"""
+
+
+# Each model file run directly with onnxruntime-web as the page configures it (wasm, one thread, no proxy
+# worker), taking turns, `count` times each after `warmup` untimed runs; the first model's answers come back too.
+MODELS_WARM_SCRIPT = """
+async ({ models, count, warmup }) => {
+  const ort = await import('/vendor/ort.wasm.min.mjs');
+  ort.env.logLevel = 'error';
+  ort.env.wasm.wasmPaths = '/vendor/';
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.proxy = false;
+  const decode = (text) => new Float32Array(Uint8Array.from(atob(text), (char) => char.charCodeAt(0)).buffer);
+  const runs = [];
+  for (const model of models) {
+    const response = await fetch(model.url);
+    if (!response.ok) throw new Error(`${model.url}: HTTP ${response.status}`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const session = await ort.InferenceSession.create(bytes);
+    const input = new ort.Tensor('float32', decode(model.image.data), [model.image.height, model.image.width]);
+    runs.push({ ...model, session, feeds: { [model.inputName]: input }, times: [] });
+  }
+  for (let index = 0; index < warmup + count; index++) {
+    for (const run of runs) {
+      const started = performance.now();
+      const outputs = await run.session.run(run.feeds);
+      if (index >= warmup) run.times.push(performance.now() - started);
+      run.answer = Array.from(outputs[run.answerName].data, Number);
+    }
+  }
+  return runs.map(({ name, times, answer }) => ({ name, times, answer }));
 }
 """
 
@@ -224,6 +267,49 @@ def warm_run(browser, base_url, rate, count, fixtures, variants):
         context.close()
 
 
+def models_warm_run(browser, base_url, rate, count, fixtures, models, artifacts_dir):
+    """Per-run times of model files run directly in a page of ours (which has loaded; the page's own model is idle by then)."""
+    # No service worker: its fetches would pass by page.route, which hands the page the model files.
+    context = browser.new_context(base_url=base_url, viewport=fixtures.KIOSK_VIEWPORT, service_workers="block")
+    try:
+        context.set_default_timeout(120_000)
+        page = context.new_page()
+        page.route(f"**{MODELS_PREFIX}*", lambda route: route.fulfill(
+            body=(artifacts_dir / route.request.url.rsplit("/", 1)[1]).read_bytes(), content_type="application/octet-stream"))
+        page.goto(PAGE)
+        page.wait_for_selector(fixtures.RUNTIME_READY)
+        if rate != 1:
+            throttle(context, page, rate)
+        return {run["name"]: run for run in page.evaluate(MODELS_WARM_SCRIPT, {"models": models, "count": count, "warmup": MODELS_WARMUP})}
+    finally:
+        context.close()
+
+
+def page_image(image):
+    """A float image as the warm script takes it: its shape and its float32 bytes in base64."""
+    data = np.ascontiguousarray(image, np.float32)
+    return {"height": data.shape[0], "width": data.shape[1], "data": base64.b64encode(data.tobytes()).decode()}
+
+
+def number_models(manifest, images, labels):
+    """The number reader's variants on a composed number at the number pad's size, and the digit reader's on a digit at the pad's."""
+    from train.compose import mnist_glyph
+
+    rng = np.random.default_rng(2026)
+    chosen = rng.choice(len(labels), size=NUMBER_LENGTH, replace=False)
+    line = compose_number([mnist_glyph(np.round(images[index] * 255).astype(np.uint8)) for index in chosen], labels[chosen], rng)
+    number_image = page_image(on_pad(line.image, NUMBER_PAD_WIDTH, NUMBER_PAD_HEIGHT))
+    numbers = manifest["numbers"]
+    models = [{"name": f"number reader {variant}", "kind": "numbers", "url": MODELS_PREFIX + entry["file"], "image": number_image,
+               "inputName": numbers["input"]["name"], "answerName": numbers["outputs"]["digits"]["name"]}
+              for variant, entry in numbers["variants"].items()]
+    digit_image = page_image(pad_image(images[chosen[0]]))
+    models += [{"name": f"digit reader {variant}", "kind": "digits", "url": MODELS_PREFIX + entry["file"], "image": digit_image,
+                "inputName": manifest["input"]["name"], "answerName": manifest["outputs"]["probabilities"]["name"]}
+               for variant, entry in manifest["variants"].items()]
+    return models, line.number, int(labels[chosen[0]])
+
+
 def visits(browser, server, proxy, fixtures):
     """Bytes and requests of a first visit, then of a second visit in the same context."""
     context = browser.new_context(base_url=f"http://127.0.0.1:{proxy.port}", viewport=fixtures.KIOSK_VIEWPORT)
@@ -253,6 +339,71 @@ def describe_requests(requests):
     return ", ".join(f"{count}× {key}" for key, count in sorted(statuses.items()))
 
 
+def numbers_warm(browser, base_url, count, fixtures, manifest, artifacts_dir, images, labels):
+    """The number reader's and the digit reader's files, warm, in a page: {"models": runs by name, ...}, or None without a number reader."""
+    if "numbers" not in manifest:
+        return None
+    models, written, digit_written = number_models(manifest, images, labels)
+    return {"runs": models_warm_run(browser, base_url, 1, count, fixtures, models, artifacts_dir), "written": written, "digit_written": digit_written}
+
+
+def number_results(number_warm, manifest, count):
+    """The numbers' paragraph and table, and the target of a warm 4-digit read."""
+    goal = f"≤ {NUMBER_WARM_TARGET_MS:g} ms"
+    if not number_warm:
+        return ("**Numbers, warm**: not measured, the manifest has no numbers section.",
+                Target(f"warm in-browser read of a {NUMBER_LENGTH}-digit number", goal, "not measured", False, "no number reader"))
+    rows = []
+    for name, run in number_warm["runs"].items():
+        number = name.startswith("number")
+        answer = "".join(map(str, run["answer"])) if number else str(int(np.argmax(run["answer"])))
+        rows.append([name, len(run["times"]), f"{median(run['times']):.2f} ms", f"{percentile(run['times'], 90):.2f} ms",
+                     f"{answer} (written {number_warm['written'] if number else number_warm['digit_written']})"])
+    numbers = manifest["numbers"]
+    number_variant = browser_variant(numbers)
+    digit_variant = browser_variant(manifest)
+    number_median = median(number_warm["runs"][f"number reader {number_variant}"]["times"])
+    digit_median = median(number_warm["runs"][f"digit reader {digit_variant}"]["times"])
+    target = Target(f"warm in-browser read of a {NUMBER_LENGTH}-digit number, {number_variant}", goal, f"{number_median:.2f} ms",
+                    number_median <= NUMBER_WARM_TARGET_MS,
+                    f"the model alone on a {NUMBER_PAD_WIDTH}×{NUMBER_PAD_HEIGHT} image; the digit reader ({digit_variant}) "
+                    f"on a {PAD_SIDE}×{PAD_SIDE} one: {digit_median:.2f} ms")
+    markdown = "\n\n".join([
+        f"**Numbers, warm**: each model file run directly with onnxruntime-web in the page (as the page configures it: wasm, "
+        f"one thread, on the page's thread), taking turns, {count} times each after {MODELS_WARMUP} untimed; a {NUMBER_LENGTH}-digit "
+        f"number from MNIST test digits composed by train/compose.py and scaled onto the number pad ({NUMBER_PAD_WIDTH}×{NUMBER_PAD_HEIGHT}) "
+        f"for the number reader `{numbers['model_id']}`, one of its digits on the digit pad ({PAD_SIDE}×{PAD_SIDE}) for the digit reader. "
+        f"The model alone: no reading of the pad, no page UI. The page would run the number reader's `{number_variant}`.",
+        table(["Model", "Runs", "Median", "p90", "Read"], rows),
+    ])
+    return markdown, target
+
+
+def browser_variant(section):
+    """The variant a page runs (web/offline.js): the section's browser_variant if it names one, else its default."""
+    return section.get("browser_variant") if section.get("browser_variant") in section["variants"] else section["default_variant"]
+
+
+def measure_numbers_only(args, manifest, fixtures):
+    """Only the warm number read (for iterating on the number reader's speed): a Section of its own."""
+    from playwright.sync_api import sync_playwright
+
+    images, labels = mnist_test(100)
+    arguments = ["-m", "serve", "--port", "0"] + (["--artifacts", str(args.artifacts)] if args.artifacts.resolve() != ROOT / "artifacts" else [])
+    server = ServerProcess("ours", arguments, args.work_dir / "logs" / "browser-serve.log", SERVE_ENVIRONMENT)
+    count = 10 if args.quick else 100
+    with server.start(png_bytes(pad_image(images[0]))), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=fixtures.CHROMIUM, args=fixtures.CHROMIUM_ARGS)
+        number_warm = numbers_warm(browser, f"http://127.0.0.1:{server.port}", count, fixtures, manifest, args.artifacts, images, labels)
+        browser.close()
+    markdown, target = number_results(number_warm, manifest, count)
+    return Section("Browser: numbers", script_command("bench.browser", args, ["--numbers-only"]), markdown, [target])
+
+
+def add_arguments(parser):
+    parser.add_argument("--numbers-only", action="store_true", help="time only the warm in-browser number read")
+
+
 def measure(args):
     from playwright.sync_api import sync_playwright
 
@@ -264,11 +415,13 @@ def measure(args):
         markdown = f"**PENDING**: {vendor.relative_to(ROOT)} is missing, so the page cannot run the model; run `make vendor`."
         return Section("Browser", script_command("bench.browser", args), markdown,
                        [Target("in-browser warm prediction", f"≤ {WARM_TARGET_MS:g} ms", "not measured", False, "web/vendor missing")])
+    if args.numbers_only:
+        return measure_numbers_only(args, manifest, fixtures)
     cold_rounds, reload_count, warm_count = (1, 1, 10) if args.quick else (3, 7, 100)
     # A smoke run keeps the rates its targets need.
     cold_rates, reload_rates = ((1,), (SLOW_RATE,)) if args.quick else (THROTTLE_RATES, THROTTLE_RATES)
     variants = list(manifest["variants"])
-    images, _ = mnist_test(1)
+    images, labels = mnist_test(100)
     arguments = ["-m", "serve", "--port", "0"] + (["--artifacts", str(args.artifacts)] if args.artifacts.resolve() != ROOT / "artifacts" else [])
     server = ServerProcess("ours", arguments, args.work_dir / "logs" / "browser-serve.log", SERVE_ENVIRONMENT)
     proxy = None
@@ -284,6 +437,7 @@ def measure(args):
         for rate in (1, THROTTLE_RATE):
             for variant, run in warm_run(browser, base_url, rate, warm_count, fixtures, variants).items():
                 warm[variant, rate] = run
+        number_warm = numbers_warm(browser, base_url, warm_count, fixtures, manifest, args.artifacts, images, labels)
         proxy = CountingProxy(server.port)
         first, second = visits(browser, server, proxy, fixtures)
         browser.close()
@@ -318,6 +472,7 @@ def measure(args):
                  for name, visit in (("first visit", first), ("second visit", second))]
 
     page_warm = warm[page_variant, 1]
+    number_markdown, number_target = number_results(number_warm, manifest, warm_count)
     targets = [
         Target(f"in-browser warm prediction (pad pixels → probabilities), {page_variant}", f"≤ {WARM_TARGET_MS:g} ms",
                f"{warm_medians[page_variant, 1]:.2f} ms ({page_warm['backend']})",
@@ -332,6 +487,7 @@ def measure(args):
         Target("second visit downloads only revalidations", "every GET a 304",
                f"{format_bytes(second['down'])}; {describe_requests(second['requests'])}",
                bool(second_gets) and all(status == "304" for status in second_gets)),
+        number_target,
     ]
     markdown = "\n\n".join([
         f"Chromium: `{fixtures.CHROMIUM} {' '.join(fixtures.CHROMIUM_ARGS)}` via Playwright, viewport "
@@ -358,9 +514,10 @@ def measure(args):
         "**Bytes on the wire**, counted by a TCP proxy between Chromium and the server (the page, scripts, wasm, "
         "manifest and model; the service worker's requests included); requests from the server's access log:",
         table(["Visit", "Server → browser", "Browser → server", "Requests", "Statuses", "Offline copy"], byte_rows),
+        number_markdown,
     ])
     return Section("Browser", script_command("bench.browser", args), markdown, targets)
 
 
 if __name__ == "__main__":
-    run_section("bench.browser", __doc__.splitlines()[0], measure)
+    run_section("bench.browser", __doc__.splitlines()[0], measure, add_arguments)

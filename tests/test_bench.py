@@ -8,7 +8,7 @@ import pytest
 
 from bench.__main__ import SECTIONS
 
-SECTION_TITLES = ["Accuracy", "Drawn digits", "Model latency", "Footprint", "HTTP /predict", "Browser", "Soak"]
+SECTION_TITLES = ["Accuracy", "Drawn digits", "Numbers", "Model latency", "Footprint", "HTTP /predict", "Browser", "Soak"]
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +69,15 @@ def test_each_target_has_a_verdict(report):
     assert len(targets) - 2 >= 12
     for line in targets[2:]:
         assert cells(line)[3].strip() in ("met", "**MISSED**"), line
+
+
+def test_numbers_are_read_by_length_beside_the_baseline(report):
+    numbers = report.split("\n## Numbers\n")[1].split("\n## ")[0]
+    by_length = next(lines for lines in tables(numbers) if [cell.strip() for cell in cells(lines[0])][2:] == [*map(str, range(1, 9)), "all"])
+    readers = {cells(line)[0].strip() for line in by_length[2:]}
+    assert any(reader.startswith("number reader") for reader in readers) and any(reader.startswith("baseline") for reader in readers)
+    for line in by_length[2:]:
+        assert all(0 <= float(cell) <= 1 for cell in cells(line)[2:] if cell.strip() != "—"), line
+    for target in ("4-digit numbers from MNIST test digits", "single digits through the number reader", "number reader: full training",
+                   "warm in-browser read of a 4-digit number"):
+        assert f"| {target}" in report, target
