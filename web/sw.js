@@ -2,8 +2,8 @@
  * Service worker: lets the kiosk page start again when the server is restarting or the network is cut.
  * Every request for the page, its scripts and the runtime goes to the network first (so a new version is
  * used as soon as it is deployed) and falls back to the copy in the cache; the manifest falls back to the
- * one stored with the cached models; GET /feedback says "unknown" rather than fail. POST /predict, POST /number, POST /feedback
- * and the model files are left to the page.
+ * one stored with the cached models; GET /feedback says "unknown" rather than fail. POST /predict,
+ * POST /number, POST /feedback and the model files are left to the page.
  */
 import { SHELL_CACHE, MANIFEST_PATH, FEEDBACK_PATH, isShellPath, shellKey, cachedManifestResponse } from './offline.js';
 
