@@ -24,7 +24,7 @@ def tiny_numbers(tmp_path_factory, mnist):
     (artifacts / "numbers-fp32-000000000000.onnx").write_bytes(b"stale")
     run = lambda *args: subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=900)
     trained = run("-m", "train.numbers", "--npz", str(npz), "--limit", "1500", "--validation-digits", "300",
-                  "--lines", "600", "--validation-lines", "200", "--epochs", "1", "--output-dir", str(root / "build"), "--lines-cache", str(root / "cache"))
+                  "--lines", "600", "--validation-lines", "200", "--epochs", "1", "--fine-tune-epochs", "1", "--output-dir", str(root / "build"), "--lines-cache", str(root / "cache"))
     assert trained.returncode == 0, trained.stderr[-2000:]
     converted = run("-m", "convert.numbers", "--npz", str(npz), "--train-dir", str(root / "build"),
                     "--artifacts-dir", str(artifacts), "--per-length", "4", "--calibration-lines", "16")
@@ -34,7 +34,7 @@ def tiny_numbers(tmp_path_factory, mnist):
 
 def test_training_writes_a_summary_with_its_time_and_verdict(tiny_numbers):
     summary = json.loads((tiny_numbers.parent / "build" / "train_summary.json").read_text())
-    assert summary["train_lines"] == 600 and summary["validation_lines"] == 200 and len(summary["history"]) == 1
+    assert summary["train_lines"] == 600 and summary["validation_lines"] == 200 and [entry["stage"] for entry in summary["history"]] == ["head", "fine-tune"]
     assert summary["seconds"] > 0 and summary["multiply_adds_per_column"] > 0
     assert set(summary["validation"]["by_length"]) <= {str(n) for n in range(1, 9)}
 

@@ -1,7 +1,8 @@
 """Train the number reader: `python -m train.numbers` (see --help).
 
 Composes lines of 1-8 handwritten digits from MNIST training digits (train/compose.py, train/number_data.py),
-slides the shipped digit reader's frozen convolutions along them and trains a CTC head (train/number_model.py).
+slides the shipped digit reader's convolutions along them and trains a CTC head (train/number_model.py), first with
+those convolutions frozen, then fine-tuning them too.
 Validation is composed from the training digits held out of every reader's training; the verdict thresholds
 are tuned on it. The MNIST test set is never read here: bench/ composes its numbers from it.
 """
@@ -39,10 +40,11 @@ def parse_args(argv=None):
     parser.add_argument("--lines", type=int, default=240000, help="training lines composed (default: %(default)s)")
     parser.add_argument("--validation-lines", type=int, default=4000, help="validation lines composed (default: %(default)s)")
     parser.add_argument("--validation-digits", type=int, default=5000, help="MNIST training digits held out (default: %(default)s, as the digit reader)")
-    parser.add_argument("--epochs", type=int, default=4, help="passes over the training lines (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=4, help="passes training the head, the digit reader's convolutions frozen (default: %(default)s)")
+    parser.add_argument("--fine-tune-epochs", type=int, default=2, help="then passes training the convolutions too (default: %(default)s)")
+    parser.add_argument("--fine-tune-learning-rate", type=float, default=7e-4, help="their peak learning rate (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="lines per step (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak learning rate, decayed on a cosine (default: %(default)s)")
-    parser.add_argument("--fine-tune-trunk", action="store_true", help="train the digit reader's convolutions too")
     parser.add_argument("--resume", type=Path, help="start from this number reader's model.keras instead of a fresh head")
     parser.add_argument("--limit", type=int, help="use only the first N MNIST training digits (quick runs and tests)")
     parser.add_argument("--processes", type=int, default=2, help="processes composing lines (default: %(default)s)")
@@ -163,9 +165,43 @@ def resumed_from(model_path):
             "total_seconds": previous.get("total_seconds", previous["seconds"])}
 
 
-def train(args):
+def fit(model, lines, labels, widths, valid_lines, valid_labels, epochs, learning_rate, batch_size, rng, stage):
+    """`epochs` passes of CTC training of the model's trainable layers, judged on validation after each."""
     import keras
     import tensorflow as tf
+
+    if epochs < 1:
+        return []
+    steps = len(batches(widths, batch_size, rng)) * epochs
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02))
+    signature = [tf.TensorSpec([None, NUMBER_HEIGHT, None, 1], tf.float32), tf.TensorSpec([None, None], tf.int32),
+                 tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32)]
+
+    @tf.function(input_signature=signature)
+    def step(x, y, label_lengths, frame_lengths):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = tf.reduce_mean(tf.nn.ctc_loss(y, logits, label_lengths, frame_lengths, logits_time_major=False,
+                                                 blank_index=NUMBER_BLANK_CLASS))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    history = []
+    for epoch in range(epochs):
+        epoch_started, losses = time.time(), []
+        for index in batches(widths, batch_size, rng):
+            losses.append(float(step(*stack(lines, labels, index))))
+        scores = evaluate(predict_frames(model, valid_lines), valid_labels)
+        scores.update(stage=stage, epoch=epoch + 1, loss=round(float(np.mean(losses)), 4),
+                      seconds=round(time.time() - epoch_started, 1))
+        history.append(scores)
+        print(json.dumps(scores), file=sys.stderr, flush=True)
+    return history
+
+
+def train(args):
+    import keras
 
     from train.number_data import build_pools, compose_lines
     from train.number_model import build_number_model, multiply_adds_per_column
@@ -187,41 +223,20 @@ def train(args):
     model = build_number_model(trunk)
     if args.resume:
         model.set_weights(keras.models.load_model(args.resume).get_weights())
-    if args.fine_tune_trunk:
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.Conv2D):
-                layer.trainable = True  # batch norm stays frozen: its statistics are the digit reader's
     rng = np.random.default_rng(args.seed)
     widths = np.array([line.shape[1] for line in lines])
-    steps_per_epoch = len(batches(widths, args.batch_size, rng))
-    schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, steps_per_epoch * args.epochs, alpha=0.02)
-    optimizer = keras.optimizers.Adam(schedule)
-    signature = [tf.TensorSpec([None, NUMBER_HEIGHT, None, 1], tf.float32), tf.TensorSpec([None, None], tf.int32),
-                 tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32)]
-
-    @tf.function(input_signature=signature)
-    def step(x, y, label_lengths, frame_lengths):
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = tf.reduce_mean(tf.nn.ctc_loss(y, logits, label_lengths, frame_lengths, logits_time_major=False,
-                                                 blank_index=NUMBER_BLANK_CLASS))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss
-
     history = []
-    for epoch in range(args.epochs):
-        epoch_started, losses = time.time(), []
-        for index in batches(widths, args.batch_size, rng):
-            losses.append(float(step(*stack(lines, labels, index))))
-        scores = evaluate(predict_frames(model, valid_lines), valid_labels)
-        scores.update(epoch=epoch + 1, loss=round(float(np.mean(losses)), 4), seconds=round(time.time() - epoch_started, 1))
-        history.append(scores)
-        print(json.dumps(scores), file=sys.stderr, flush=True)
+    for stage, epochs, learning_rate in (("head", args.epochs, args.learning_rate),
+                                         ("fine-tune", args.fine_tune_epochs, args.fine_tune_learning_rate)):
+        if stage == "fine-tune":
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.Conv2D):
+                    layer.trainable = True  # batch norm stays frozen: its statistics are the digit reader's
+        history += fit(model, lines, labels, widths, valid_lines, valid_labels, epochs, learning_rate, args.batch_size, rng, stage)
 
     valid_frames = predict_frames(model, valid_lines)
     summary = {
-        "recipe": "CTC head on the digit reader's frozen convolutions" + (" (fine-tuned)" if args.fine_tune_trunk else ""),
+        "recipe": f"CTC head on the digit reader's convolutions: {args.epochs} epochs frozen, {args.fine_tune_epochs} fine-tuned",
         "trunk": str(Path(args.trunk or default_trunk()).name),
         "resumed_from": resumed_from(args.resume),
         "parameters": int(model.count_params()),
