@@ -162,7 +162,7 @@ def resumed_from(model_path):
         return None
     previous = json.loads((Path(model_path).parent / SUMMARY_FILE).read_text())
     return {"recipe": previous["recipe"], "epochs": len(previous["history"]), "seconds": previous["seconds"],
-            "total_seconds": previous.get("total_seconds", previous["seconds"])}
+            "total_seconds": previous.get("total_seconds", previous["seconds"]), "resumed_from": previous.get("resumed_from")}
 
 
 def fit(model, lines, labels, widths, valid_lines, valid_labels, epochs, learning_rate, batch_size, rng, stage):
