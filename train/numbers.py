@@ -41,7 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--validation-lines", type=int, default=4000, help="validation lines composed (default: %(default)s)")
     parser.add_argument("--validation-digits", type=int, default=5000, help="MNIST training digits held out (default: %(default)s, as the digit reader)")
     parser.add_argument("--epochs", type=int, default=4, help="passes training the head, the digit reader's convolutions frozen (default: %(default)s)")
-    parser.add_argument("--fine-tune-epochs", type=int, default=2, help="then passes training the convolutions too (default: %(default)s)")
+    parser.add_argument("--fine-tune-epochs", type=int, default=5, help="then passes training the convolutions too (default: %(default)s)")
     parser.add_argument("--fine-tune-learning-rate", type=float, default=7e-4, help="their peak learning rate (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="lines per step (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak learning rate, decayed on a cosine (default: %(default)s)")
