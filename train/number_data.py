@@ -49,10 +49,10 @@ def _pool_job(job):
     return np.round(np.stack(glyphs) * 255).astype(np.uint8)
 
 
-def _run(jobs, processes):
+def _run(function, jobs, processes):
     context = multiprocessing.get_context("spawn")  # TensorFlow's threads must not be forked
     with context.Pool(processes) as pool:
-        return pool.map(_pool_job if jobs and jobs[0][0] in ("reinked", "validation", "negative") else _lines_job, jobs, chunksize=1)
+        return pool.map(function, jobs, chunksize=1)
 
 
 def build_pools(x_train, y_train, x_valid, y_valid, seed, cache_dir, processes=2):
@@ -71,7 +71,7 @@ def build_pools(x_train, y_train, x_valid, y_valid, seed, cache_dir, processes=2
     jobs += [("negative", [seed, 4, start], min(CHUNK, NEGATIVE_GLYPHS - start)) for start in range(0, NEGATIVE_GLYPHS, CHUNK)]
     print(f"drawing {len(chosen)} + {len(x_valid)} digits and {NEGATIVE_GLYPHS} non-digits in {processes} processes ...",
           file=sys.stderr, flush=True)
-    results = _run(jobs, processes)
+    results = _run(_pool_job, jobs, processes)
     pools = {
         "reinked": np.concatenate([r for job, r in zip(jobs, results) if job[0] == "reinked"]),
         "reinked_labels": y_train[chosen].astype(np.uint8),
@@ -147,7 +147,7 @@ def compose_lines(pools, count, seed, split, cache_dir, processes=2):
     pools_path = Path(cache_dir) / f"pools-for-lines-{key}.npz"
     np.savez(pools_path, **pools)
     jobs = [("lines", [seed, 5, start], min(CHUNK, count - start), str(pools_path), split) for start in range(0, count, CHUNK)]
-    results = _run(jobs, processes)
+    results = _run(_lines_job, jobs, processes)
     pools_path.unlink()
     lines = [line for chunk, _ in results for line in chunk]
     labels = [label for _, chunk in results for label in chunk]
