@@ -147,3 +147,18 @@ def test_line_normalisation_geometry():
 def test_the_sequence_model_input_is_named_in_the_contract(numbers):
     model = onnx.load(ARTIFACTS_DIR / numbers["variants"]["fp32"]["file"])
     assert LINE_INPUT_NAME in {output for node in model.graph.node for output in node.output}
+
+
+def test_doodles_are_no_number_and_two_digits_are_one(reader):
+    """The digit reader's doodles: the number reader turns the non-digits away and reads the two digits as 17."""
+    from reader.pen import draw_strokes
+    from tests.test_api import NON_DIGITS
+
+    _, _, session = reader
+    for name, strokes in NON_DIGITS.items():
+        out = read(session, draw_strokes(strokes, side=280)[0])
+        verdict = NUMBER_VERDICTS[int(out["verdict"][0])]
+        if name == "two_digits":
+            assert out["digits"].tolist() == [1, 7] and verdict == "number", name
+        else:
+            assert verdict == "not_number", (name, out["digits"], out["not_number"])
