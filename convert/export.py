@@ -12,27 +12,34 @@ from reader.normalization import build_normalization_nodes
 CLASSIFIER_PREFIX = "classifier/"
 
 
-def export_classifier(keras_model):
-    """The bare classifier: `digits` [N, 28, 28, 1] -> `classes` [N, classes]."""
+def export_function(compute, shape, input_name, output_name):
+    """`compute` (a Keras model's forward pass) as an ONNX model with one named input and one named output."""
     import tensorflow as tf
     import tf2onnx
 
     # from_keras breaks on Keras 3 (onnx/tensorflow-onnx#2448); a tf.function with a named signature works.
-    signature = (tf.TensorSpec([None, CANVAS_SIZE, CANVAS_SIZE, 1], tf.float32, name=CLASSIFIER_INPUT_NAME),)
+    signature = (tf.TensorSpec(shape, tf.float32, name=input_name),)
 
     @tf.autograph.experimental.do_not_convert
-    def classify(digits):
-        return {CLASSIFIER_OUTPUT_NAME: keras_model(digits, training=False)}
+    def run(inputs):
+        return {output_name: compute(inputs)}
 
-    function = tf.function(classify, input_signature=signature)
+    function = tf.function(run, input_signature=signature)
     model, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET)
     names = ([i.name for i in model.graph.input], [o.name for o in model.graph.output])
-    assert names == ([CLASSIFIER_INPUT_NAME], [CLASSIFIER_OUTPUT_NAME]), names
+    assert names == ([input_name], [output_name]), names
     model.ir_version = IR_VERSION
     return model
 
 
-def _constant(name, value, dtype):
+def export_classifier(keras_model):
+    """The bare classifier: `digits` [N, 28, 28, 1] -> `classes` [N, classes]."""
+    return export_function(lambda digits: keras_model(digits, training=False), [None, CANVAS_SIZE, CANVAS_SIZE, 1],
+                           CLASSIFIER_INPUT_NAME, CLASSIFIER_OUTPUT_NAME)
+
+
+def initializer(name, value, dtype):
+    """A named constant tensor for a graph's initializers."""
     return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
 
 
@@ -40,13 +47,13 @@ def verdict_nodes(classes, not_digit_at_least, sure_at_least):
     """[1, 11] softmax -> `probabilities` [10] (renormalised over the digits), `not_digit` [1], `verdict` [1]."""
     n = helper.make_node
     constants = [
-        _constant("verdict/digit_starts", [0, 0], np.int64), _constant("verdict/digit_ends", [1, NUM_DIGITS], np.int64),
-        _constant("verdict/other_starts", [0, NUM_DIGITS], np.int64), _constant("verdict/other_ends", [1, NUM_CLASSES], np.int64),
-        _constant("verdict/digits_shape", [NUM_DIGITS], np.int64), _constant("verdict/one_shape", [1], np.int64),
-        _constant("verdict/axis_1", [1], np.int64), _constant("verdict/epsilon", 1e-12, np.float32),
-        _constant("verdict/not_digit_at_least", not_digit_at_least, np.float32),
-        _constant("verdict/sure_at_least", sure_at_least, np.float32),
-        *[_constant(f"verdict/{name}", [VERDICTS.index(name)], np.int64) for name in VERDICTS],
+        initializer("verdict/digit_starts", [0, 0], np.int64), initializer("verdict/digit_ends", [1, NUM_DIGITS], np.int64),
+        initializer("verdict/other_starts", [0, NUM_DIGITS], np.int64), initializer("verdict/other_ends", [1, NUM_CLASSES], np.int64),
+        initializer("verdict/digits_shape", [NUM_DIGITS], np.int64), initializer("verdict/one_shape", [1], np.int64),
+        initializer("verdict/axis_1", [1], np.int64), initializer("verdict/epsilon", 1e-12, np.float32),
+        initializer("verdict/not_digit_at_least", not_digit_at_least, np.float32),
+        initializer("verdict/sure_at_least", sure_at_least, np.float32),
+        *[initializer(f"verdict/{name}", [VERDICTS.index(name)], np.int64) for name in VERDICTS],
     ]
     nodes = [
         n("Slice", [classes, "verdict/digit_starts", "verdict/digit_ends"], ["verdict/joint"]),

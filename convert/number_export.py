@@ -7,8 +7,9 @@ between the thinnest ink columns separating it from its neighbours, and the rows
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
+from convert.export import export_function, initializer
 from reader.contract import (FRAMES_NAME, INPUT_NAME, IR_VERSION, LINE_INPUT_NAME, NOT_DIGIT_CLASS, NOT_NUMBER_NAME,
                              NUMBER_BOXES_NAME, NUMBER_CLASSES, NUMBER_CONFIDENCE_NAME,
                              NUMBER_CONFIDENCES_NAME, NUMBER_DIGITS_NAME, NUMBER_FRAME_STRIDE, NUMBER_HEIGHT,
@@ -23,24 +24,9 @@ FAR = 1e9   # "no neighbour on this side", in input columns
 def export_sequence_model(keras_model):
     """The bare sequence model: `line` [1, 28, W, 1] -> `frames` [1, W / 2, classes] (softmax)."""
     import tensorflow as tf
-    import tf2onnx
 
-    signature = (tf.TensorSpec([1, NUMBER_HEIGHT, None, 1], tf.float32, name=LINE_INPUT_NAME),)
-
-    @tf.autograph.experimental.do_not_convert
-    def read(line):
-        return {FRAMES_NAME: tf.nn.softmax(keras_model(line, training=False))}
-
-    function = tf.function(read, input_signature=signature)
-    model, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET)
-    names = ([i.name for i in model.graph.input], [o.name for o in model.graph.output])
-    assert names == ([LINE_INPUT_NAME], [FRAMES_NAME]), names
-    model.ir_version = IR_VERSION
-    return model
-
-
-def _constant(name, value, dtype):
-    return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
+    return export_function(lambda line: tf.nn.softmax(keras_model(line, training=False)), [1, NUMBER_HEIGHT, None, 1],
+                           LINE_INPUT_NAME, FRAMES_NAME)
 
 
 def decode_nodes(frames, not_number_at_least, sure_at_least):
@@ -48,22 +34,22 @@ def decode_nodes(frames, not_number_at_least, sure_at_least):
     n = helper.make_node
     c = "decode/"
     constants = [
-        _constant(c + "frames_shape", [-1, NUMBER_CLASSES], np.int64), _constant(c + "flat", [-1], np.int64),
-        _constant(c + "none", [-1], np.int64), _constant(c + "zero", [0], np.int64), _constant(c + "one", [1], np.int64),
-        _constant(c + "last", [-1], np.int64), _constant(c + "end", [2 ** 62], np.int64),
-        _constant(c + "ten", [NUM_DIGITS], np.int64), _constant(c + "other", [NOT_DIGIT_CLASS], np.int64),
-        _constant(c + "other_end", [NOT_DIGIT_CLASS + 1], np.int64), _constant(c + "axis_0", [0], np.int64),
-        _constant(c + "axis_1", [1], np.int64),
-        _constant(c + "epsilon", 1e-12, np.float32), _constant(c + "one_f", [1.0], np.float32),
-        _constant(c + "stride", float(NUMBER_FRAME_STRIDE), np.float32),
-        _constant(c + "half_stride", NUMBER_FRAME_STRIDE / 2.0, np.float32),
-        _constant(c + "margin", float(NUMBER_MARGIN), np.float32), _constant(c + "half", 0.5, np.float32),
-        _constant(c + "zero_f", 0.0, np.float32), _constant(c + "one_step", 1.0, np.float32),
-        _constant(c + "far", [FAR], np.float32), _constant(c + "no_ink", [False], np.bool_),
-        _constant(c + "zero_scalar", 0, np.int64), _constant(c + "one_scalar", 1, np.int64), _constant(c + "near", [-FAR], np.float32),
-        _constant(c + "not_number_at_least", [not_number_at_least], np.float32),
-        _constant(c + "sure_at_least", [sure_at_least], np.float32),
-        *[_constant(c + name, [NUMBER_VERDICTS.index(name)], np.int64) for name in NUMBER_VERDICTS],
+        initializer(c + "frames_shape", [-1, NUMBER_CLASSES], np.int64), initializer(c + "flat", [-1], np.int64),
+        initializer(c + "none", [-1], np.int64), initializer(c + "zero", [0], np.int64), initializer(c + "one", [1], np.int64),
+        initializer(c + "last", [-1], np.int64), initializer(c + "end", [2 ** 62], np.int64),
+        initializer(c + "ten", [NUM_DIGITS], np.int64), initializer(c + "other", [NOT_DIGIT_CLASS], np.int64),
+        initializer(c + "other_end", [NOT_DIGIT_CLASS + 1], np.int64), initializer(c + "axis_0", [0], np.int64),
+        initializer(c + "axis_1", [1], np.int64),
+        initializer(c + "epsilon", 1e-12, np.float32), initializer(c + "one_f", [1.0], np.float32),
+        initializer(c + "stride", float(NUMBER_FRAME_STRIDE), np.float32),
+        initializer(c + "half_stride", NUMBER_FRAME_STRIDE / 2.0, np.float32),
+        initializer(c + "margin", float(NUMBER_MARGIN), np.float32), initializer(c + "half", 0.5, np.float32),
+        initializer(c + "zero_f", 0.0, np.float32), initializer(c + "one_step", 1.0, np.float32),
+        initializer(c + "far", [FAR], np.float32), initializer(c + "no_ink", [False], np.bool_),
+        initializer(c + "zero_scalar", 0, np.int64), initializer(c + "one_scalar", 1, np.int64), initializer(c + "near", [-FAR], np.float32),
+        initializer(c + "not_number_at_least", [not_number_at_least], np.float32),
+        initializer(c + "sure_at_least", [sure_at_least], np.float32),
+        *[initializer(c + name, [NUMBER_VERDICTS.index(name)], np.int64) for name in NUMBER_VERDICTS],
     ]
     nodes = [
         # Greedy CTC: the best class per frame; a digit starts wherever it differs from the frame before.
