@@ -1,9 +1,13 @@
 """Convert the trained number reader into artifacts/numbers-*.onnx: `python -m convert.numbers` (see --help).
 
-The reader is one ONNX file: the line normalisation, the sequence model and greedy CTC decoding with boxes
-and the verdict. It is checked against Keras on numbers composed from MNIST *test* digits (read only here,
-at the end), an int8 copy is made and measured, and both go into artifacts/ with the manifest's "numbers"
-section; the digit reader's files and keys are left as they are.
+The reader is one ONNX file: the line normalisation, the sequence model, and the decoding that reads every ink
+piece with the shipped digit reader (embedded whole, each variant with its own) and uses CTC where digits touch
+(convert/number_decode.py). The sequence model is checked against Keras on numbers composed from MNIST *test*
+digits (read only here, at the end), an int8 copy is made and measured, and both go into artifacts/ with the
+manifest's "numbers" section; the digit reader's files and keys are left as they are.
+
+`--from-artifacts` joins the committed sequence models anew with the committed digit readers, with no
+TensorFlow: run it whenever the digit reader or the decoding changes.
 """
 
 import argparse
@@ -13,10 +17,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 
-from convert.manifest import ARTIFACTS_DIR, sha256_bytes, write_number_artifacts
+from convert.manifest import ARTIFACTS_DIR, NUMBERS_SECTION, read_manifest, sha256_bytes, write_number_artifacts
+from convert.number_decode import describe_decoding
 from reader.contract import (DEFAULT_NOT_NUMBER_AT_LEAST, DEFAULT_NUMBER_SURE_AT_LEAST, INPUT_NAME, LABELS,
-                             LINE_INPUT_NAME, MAX_NUMBER_DIGITS, NOT_NUMBER_NAME, NUMBER_CONFIDENCES_NAME,
+                             LINE_INPUT_NAME, MAX_NUMBER_DIGITS, NOT_NUMBER_NAME,
                              NUMBER_DIGITS_NAME, NUMBER_NORMALIZED_NAME, NUMBER_VERDICT_NAME, NUMBER_VERDICTS, OPSET,
                              describe_input, describe_number_outputs)
 from reader.number_normalization import describe_number_normalization
@@ -40,7 +46,9 @@ def parse_args(argv=None):
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="dataset cache (default: %(default)s)")
     parser.add_argument("--per-length", type=int, default=250, help="test numbers of each length 1-8 (default: %(default)s)")
     parser.add_argument("--calibration-lines", type=int, default=300, help="training-digit lines that calibrate int8 (default: %(default)s)")
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |ONNX - Keras| confidence (default: %(default)s)")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |ONNX - Keras| frame probability (default: %(default)s)")
+    parser.add_argument("--from-artifacts", action="store_true",
+                        help="join the committed sequence models with the committed digit readers (no training output, no TensorFlow)")
     return parser.parse_args(argv)
 
 
@@ -63,26 +71,23 @@ def number_accuracy(outputs, labels):
     }
 
 
-def check_parity(keras_model, outputs, tolerance):
-    """Keras reads the reader's own normalised lines; the digits must agree and the confidences nearly so."""
+def check_parity(keras_model, sequence_model, outputs, tolerance):
+    """Keras and the ONNX sequence model read the reader's own normalised lines: their frames must agree."""
     import tensorflow as tf
 
+    from convert.evaluate import open_session
+
+    session = open_session(sequence_model)
     worst, disagreements = 0.0, 0
     for out in outputs:
         line = out[NUMBER_NORMALIZED_NAME][None, :, :, None]
-        frames = tf.nn.softmax(keras_model(line, training=False)).numpy()[0]
-        tokens = greedy_decode(frames)
-        digits = [token for token in tokens if token < len(LABELS)]
-        if digits != out[NUMBER_DIGITS_NAME].tolist():
-            disagreements += 1
-            continue
-        best = frames.argmax(1)
-        starts = (best != np.concatenate([[-1], best[:-1]])) & (best < len(LABELS))
-        confidences = frames[starts, :len(LABELS)].max(1)
-        worst = max(worst, float(np.max(np.abs(confidences - out[NUMBER_CONFIDENCES_NAME]), initial=0.0)))
-    print(f"ONNX vs Keras on {len(outputs)} numbers: {disagreements} disagree, max |d confidence| = {worst:.2e}", file=sys.stderr)
+        expected = tf.nn.softmax(keras_model(line, training=False)).numpy()[0]
+        frames = session.run(None, {LINE_INPUT_NAME: line})[0][0]
+        disagreements += greedy_decode(frames) != greedy_decode(expected)
+        worst = max(worst, float(np.max(np.abs(frames - expected))))
+    print(f"ONNX vs Keras on {len(outputs)} numbers: {disagreements} decode differently, max |d frame| = {worst:.2e}", file=sys.stderr)
     if disagreements or worst > tolerance:
-        raise ParityError(f"ONNX differs from Keras: {disagreements} numbers read differently, max |d confidence| {worst:.2e}")
+        raise ParityError(f"ONNX differs from Keras: {disagreements} numbers decoded differently, max |d frame| {worst:.2e}")
     return {"numbers": len(outputs), "disagreements": disagreements, "max_abs_difference": worst}
 
 
@@ -116,35 +121,51 @@ def calibration_lines(dataset, count, seed):
     return [normalizer.normalize(line.image)[None, :, :, None] for line, _ in numbers]
 
 
-def convert(args):
-    import keras
-
-    from convert.evaluate import open_session
-    from convert.number_export import export_sequence_model, join_number_reader
+def sequence_models(args, dataset):
+    """({variant: bare sequence model}, training summary, Keras model or None); int8 is always quantized anew
+    from fp32."""
+    from convert.number_export import export_sequence_model, sequence_from_reader
     from convert.quantize import quantize
+
+    if args.from_artifacts:
+        section = read_manifest(args.artifacts_dir)[NUMBERS_SECTION]
+        sequence = sequence_from_reader(onnx.load(args.artifacts_dir / section["variants"]["fp32"]["file"]))
+        summary, keras_model = section["training"], None
+    else:
+        import keras
+
+        summary = json.loads((args.train_dir / SUMMARY_FILE).read_text())
+        keras_model = keras.models.load_model(args.train_dir / MODEL_FILE)
+        sequence = export_sequence_model(keras_model)
+    calibration = calibration_lines(dataset, args.calibration_lines, TEST_SEED + 1)
+    return {"fp32": sequence, "int8": quantize(sequence, LINE_INPUT_NAME, calibration)}, summary, keras_model
+
+
+def convert(args):
+    from convert.evaluate import open_session
+    from convert.number_export import join_number_reader
     from train.compose import compose_numbers
 
-    summary = json.loads((args.train_dir / SUMMARY_FILE).read_text())
-    thresholds = verdict_thresholds(summary)
-    keras_model = keras.models.load_model(args.train_dir / MODEL_FILE)
     dataset = load_mnist(args.npz, args.cache_dir)
+    sequences, summary, keras_model = sequence_models(args, dataset)
+    thresholds = verdict_thresholds(summary)
+    digits = read_manifest(args.artifacts_dir)
+    # Each variant embeds the digit reader of the same variant, so the page's int8 file stays int8 throughout.
+    readers = {variant: join_number_reader(sequence, onnx.load(args.artifacts_dir / digits["variants"][variant]["file"]), *thresholds)
+               for variant, sequence in sequences.items()}
     test = compose_numbers(dataset["x_test"], dataset["y_test"], args.per_length, TEST_SEED)
-    images, labels = [line.image for line, _ in test], [digits for _, digits in test]
-
-    sequence = export_sequence_model(keras_model)
-    reader = join_number_reader(sequence, *thresholds)
-    fp32_outputs = read_lines(open_session(reader), images)
-    parity = check_parity(keras_model, fp32_outputs, args.tolerance)
-    reader_int8 = join_number_reader(quantize(sequence, LINE_INPUT_NAME, calibration_lines(dataset, args.calibration_lines, TEST_SEED + 1)),
-                                     *thresholds)
-    int8_outputs = read_lines(open_session(reader_int8), images)
-    accuracies = {"fp32": number_accuracy(fp32_outputs, labels), "int8": number_accuracy(int8_outputs, labels)}
+    images, labels = [line.image for line, _ in test], [digits_ for _, digits_ in test]
+    outputs = {variant: read_lines(open_session(reader), images) for variant, reader in readers.items()}
+    parity = check_parity(keras_model, sequences["fp32"], outputs["fp32"], args.tolerance) if keras_model else None
+    accuracies = {variant: number_accuracy(outs, labels) for variant, outs in outputs.items()}
     for variant, values in accuracies.items():
         print(f"{variant}: {json.dumps(values)}", file=sys.stderr)
     holds = accuracies["int8"]["by_length"]["4"] >= accuracies["fp32"]["by_length"]["4"] - INT8_MAY_LOSE
-    agreement = float(np.mean([a[NUMBER_DIGITS_NAME].tolist() == b[NUMBER_DIGITS_NAME].tolist() for a, b in zip(fp32_outputs, int8_outputs)]))
+    agreement = float(np.mean([a[NUMBER_DIGITS_NAME].tolist() == b[NUMBER_DIGITS_NAME].tolist()
+                               for a, b in zip(outputs["fp32"], outputs["int8"])]))
 
-    fp32_bytes = reader.SerializeToString()
+    fp32_bytes = readers["fp32"].SerializeToString()
+    previous = digits.get(NUMBERS_SECTION, {})
     section = {
         "model_id": f"numbers-{sha256_bytes(fp32_bytes)[:12]}",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -154,15 +175,18 @@ def convert(args):
         "outputs": describe_number_outputs(),
         "verdict": describe_verdict(summary),
         "normalization": describe_number_normalization(),
+        "decoding": describe_decoding(),
+        "digit_reader": {variant: digits["variants"][variant]["sha256"] for variant in readers},
         "multiply_adds_per_column": summary.get("multiply_adds_per_column"),
         "default_variant": DEFAULT_VARIANT,
         # The page runs int8 when it reads as well; bench/ measures which is faster in onnxruntime-web.
         "browser_variant": "int8" if holds else "fp32",
         "variants": {variant: {"accuracy": {"mnist_test_numbers": values}} for variant, values in accuracies.items()},
-        "parity": {"onnx_vs_keras": parity, "int8_vs_fp32_same_number": round(agreement, 5)},
+        "parity": {"onnx_vs_keras": parity or previous.get("parity", {}).get("onnx_vs_keras"),
+                   "int8_vs_fp32_same_number": round(agreement, 5)},
         "training": summary,
     }
-    models = {"fp32": fp32_bytes, "int8": reader_int8.SerializeToString()}
+    models = {variant: reader.SerializeToString() for variant, reader in readers.items()}
     write_number_artifacts(models, section, args.artifacts_dir)
     print(f"wrote {args.artifacts_dir} ({section['model_id']}, browser runs {section['browser_variant']})", file=sys.stderr)
     return section
