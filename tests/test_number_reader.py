@@ -11,7 +11,6 @@ from reader.contract import (INPUT_NAME, LINE_INPUT_NAME, NUMBER_BOX, NUMBER_HEI
 from reader.number_normalization import LineNormalizer
 from tests.conftest import ARTIFACTS_DIR
 from train.compose import compose, compose_numbers, mnist_glyph
-from train.numbers import greedy_decode, number_verdicts, verdict_inputs
 
 # Floors for the committed reader on numbers composed from MNIST test digits; bench/ measures the targets.
 MIN_FOUR_DIGITS_RIGHT = 0.9
@@ -112,21 +111,120 @@ def test_blank_and_tiny_images_read_as_no_number(reader):
         assert NUMBER_VERDICTS[int(out["verdict"][0])] == "not_number" and out["confidence"][0] == 0.0
 
 
-def test_graph_decodes_its_frames_as_greedy_ctc_and_decides_its_verdict(numbers, test_numbers):
-    """The decoding inside the graph matches the training code's greedy decoding on the graph's own frames."""
+def reference_lines(test_numbers):
+    """Lines of every layout the decoding distinguishes: composed (touching), separate drawn digits, printed, a doodle."""
+    from reader.pen import draw_strokes
+    from tests.test_api import NON_DIGITS
+
+    lines = [line.image for line, _ in test_numbers[::8]]
+    lines += [separate_digits(test_numbers, picks) for picks in ([0, 1, 2], [3, 4], [5, 6, 7, 8])]
+    lines += [written([TWO, OPEN_FOUR, SEVEN]), written([TWO, NON_DIGITS["star"], SEVEN])]
+    lines += [printed("2026"), printed("31415"), draw_strokes(NON_DIGITS["two_digits"], side=280)[0],
+              draw_strokes(NON_DIGITS["star"], side=280)[0]]
+    return lines
+
+
+# Pen strokes on the pad (x, y in 0..1). The open 4's stem stands free of the rest: two ink pieces, one digit.
+TWO = [[(0.2, 0.3), (0.5, 0.1), (0.8, 0.3), (0.2, 0.9), (0.8, 0.9)]]
+OPEN_FOUR = [[(0.45, 0.1), (0.12, 0.62), (0.5, 0.62)], [(0.62, 0.1), (0.62, 0.95)]]
+SEVEN = [[(0.2, 0.15), (0.8, 0.15), (0.45, 0.9)]]
+
+
+def written(glyphs):
+    """Glyphs drawn with the pad's pen, one pad each, side by side with empty columns between them."""
+    from reader.pen import draw_strokes
+
+    parts = []
+    for strokes in glyphs:
+        pad = draw_strokes(strokes, side=280)[0]
+        columns = np.flatnonzero((pad > 0).any(0))
+        parts += [pad[:, columns[0]:columns[-1] + 1], np.zeros((280, 40), np.float32)]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def separate_digits(test_numbers, picks):
+    """Single MNIST test digits (from the one-digit lines) side by side with empty columns between them."""
+    singles = [line.image for line, digits in test_numbers if len(digits) == 1]
+    glyphs = [singles[pick] for pick in picks]
+    height = max(glyph.shape[0] for glyph in glyphs)
+    gap = np.zeros((height, 6), np.float32)
+    padded = [np.pad(glyph, ((0, height - glyph.shape[0]), (0, 0))) for glyph in glyphs]
+    return np.concatenate([part for glyph in padded for part in (glyph, gap)][:-1], axis=1)
+
+
+def printed(text, height=170):
+    """A number in DejaVu Sans on an 840x280 canvas, as a script would send a photo of a printed number."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.new("L", (840, 280))
+    ImageDraw.Draw(canvas).text((40, 40), text, fill=255, font=ImageFont.truetype("DejaVuSans.ttf", height))
+    return np.asarray(canvas, np.float32) / 255
+
+
+@pytest.fixture(scope="module")
+def traced(request, numbers):
+    """Each variant with the frames and the normalisation's leftovers as extra outputs, and its digit reader."""
     import onnxruntime
 
-    model = onnx.load(ARTIFACTS_DIR / numbers["variants"]["fp32"]["file"])
-    names = [o.name for o in model.graph.output]
-    model.graph.output.append(onnx.helper.make_tensor_value_info(SEQUENCE_FRAMES, onnx.TensorProto.FLOAT, None))
-    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    verdict = numbers["verdict"]
-    for line, _ in test_numbers[::8]:
-        out = dict(zip([*names, SEQUENCE_FRAMES], session.run(None, {INPUT_NAME: line.image})))
-        frames = out[SEQUENCE_FRAMES][0]
-        assert [token for token in greedy_decode(frames) if token < 10] == out["digits"].tolist()
-        decided = number_verdicts(*verdict_inputs([frames]), verdict["not_number_at_least"], verdict["sure_at_least"])
-        assert int(decided[0]) == int(out["verdict"][0])
+    extra = {SEQUENCE_FRAMES: onnx.TensorProto.FLOAT, "left_col": onnx.TensorProto.INT64,
+             "col_end": onnx.TensorProto.INT64, "column_scale": onnx.TensorProto.FLOAT}
+    sessions = {}
+    for variant, entry in numbers["variants"].items():
+        model = onnx.load(ARTIFACTS_DIR / entry["file"])
+        model.graph.output.extend(onnx.helper.make_tensor_value_info(name, dtype, None) for name, dtype in extra.items())
+        sessions[variant] = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sessions
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_graph_decodes_as_its_numpy_reference(variant, traced, numbers, manifest, test_numbers):
+    """Digits, boxes, confidences and verdict equal the numpy oracle's on the graph's own frames."""
+    import onnxruntime
+
+    from tests.number_reference import decode
+
+    digit_reader = onnxruntime.InferenceSession(str(ARTIFACTS_DIR / manifest["variants"][variant]["file"]),
+                                                providers=["CPUExecutionProvider"])
+    verdicts = manifest["outputs"]["verdict"]["values"]
+
+    def read_piece(piece):
+        probabilities, not_digit, verdict, _ = digit_reader.run(None, {INPUT_NAME: np.ascontiguousarray(piece, np.float32)})
+        return probabilities, float(not_digit[0]), verdicts[int(verdict[0])]
+
+    session = traced[variant]
+    names = [output.name for output in session.get_outputs()]
+    for image in reference_lines(test_numbers):
+        out = dict(zip(names, session.run(None, {INPUT_NAME: np.ascontiguousarray(image, np.float32)})))
+        expected = decode(image, out[SEQUENCE_FRAMES][0], int(out["left_col"][0]), int(out["col_end"][0]),
+                          float(out["column_scale"].reshape(-1)[0]), read_piece, numbers["decoding"], numbers["verdict"])
+        assert out["digits"].tolist() == expected.digits
+        assert out["boxes"].tolist() == [list(box) for box in expected.boxes]
+        assert np.allclose(out["confidences"], expected.confidences, atol=1e-5)
+        assert np.allclose(out["probabilities"], expected.probabilities, atol=1e-5)
+        assert np.isclose(out["not_number"][0], expected.not_number, atol=1e-6)
+        assert NUMBER_VERDICTS[int(out["verdict"][0])] == expected.verdict
+
+
+def test_a_digit_written_in_two_pieces_is_one_digit(reader):
+    _, _, session = reader
+    image = written([TWO, OPEN_FOUR, SEVEN])
+    assert len(empty_column_runs(image)) == 4
+    out = read(session, image)
+    assert out["digits"].tolist() == [2, 4, 7] and NUMBER_VERDICTS[int(out["verdict"][0])] == "number"
+
+
+def test_ink_that_no_digit_explains_is_never_dropped_silently(reader):
+    """A star between two digits: the answer is not a confident number, whatever is read."""
+    from tests.test_api import NON_DIGITS
+
+    _, _, session = reader
+    out = read(session, written([TWO, NON_DIGITS["star"], SEVEN]))
+    assert NUMBER_VERDICTS[int(out["verdict"][0])] != "number", out["digits"]
+
+
+def empty_column_runs(image):
+    inked = np.concatenate([[False], (image > 0.1).any(0), [False]])
+    return np.flatnonzero(inked[1:] != inked[:-1]).reshape(-1, 2)
 
 
 def test_line_normalisation_geometry():
