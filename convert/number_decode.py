@@ -38,8 +38,9 @@ FAR = 2 ** 40             # "no neighbour on this side", in input columns
 
 # Tuned on training-side lines (MNIST validation digits, Hershey's training fonts), never on bench/'s sets.
 SPECK_SHARE = 0.15        # a piece smaller than this share of the line's ink height both ways is a speck
-WIDE_SHARE = 0.5          # a piece at least this wide (share of the line's height) may hold touching digits
+WIDE_SHARE = 0.9          # a piece at least this wide (share of the line's height) may hold touching digits
 MERGE_SURE_AT_LEAST = 0.9 # two pieces read as one digit only when the digit reader is this sure of it
+MIN_SPLIT_WIDTH = 4       # a wide piece is read as two halves only when it is at least this many columns wide
 
 
 def describe_decoding():
@@ -49,6 +50,7 @@ def describe_decoding():
         "speck_share": SPECK_SHARE,
         "wide_share": WIDE_SHARE,
         "merge_sure_at_least": MERGE_SURE_AT_LEAST,
+        "min_split_width": MIN_SPLIT_WIDTH,
         "rules": [
             "pieces smaller than speck_share of the line's ink height both ways are specks and are ignored",
             "every piece, and every two neighbouring pieces over which CTC reads at most one digit, is read by the "
@@ -187,6 +189,22 @@ def least_ink_cuts(g, positions):
     return g.op("ArgMin", g.op("Add", column_ink, penalty), axis=1, keepdims=0)
 
 
+def middle_cuts(g, starts, ends):
+    """For each column range, its column of least ink between 30% and 70% of its width."""
+    width = g.scalar(g.op("Shape", "col_has_ink"))
+    columns = g.row(g.cast(g.op("Range", g.const(0, np.int64), width, g.const(1, np.int64)), FLOAT))
+    starts_f, ends_f = g.cast(starts, FLOAT), g.cast(ends, FLOAT)
+    span = g.op("Sub", ends_f, starts_f)
+    low = g.column(g.op("Add", starts_f, g.op("Mul", span, g.f32(0.3))))
+    high = g.column(g.op("Add", starts_f, g.op("Mul", span, g.f32(0.7))))
+    inside = g.op("And", g.op("GreaterOrEqual", columns, low), g.op("Less", columns, high))
+    penalty = g.op("Mul", g.cast(g.op("Not", inside), FLOAT), g.f32(float(FAR)))
+    column_ink = g.row(g.op("ReduceSum", "ink", g.i64(0), keepdims=0))
+    cuts = g.op("ArgMin", g.op("Add", column_ink, penalty), axis=1, keepdims=0)
+    # Each half keeps at least one column, however narrow the range.
+    return g.op("Min", g.op("Max", cuts, g.op("Add", starts, g.i64(1))), g.op("Sub", ends, g.i64(1)))
+
+
 def counts_per_piece(g, owners, piece_count):
     """How many of `owners` (piece indices [K]) fall on each of the pieces: int64 [P]."""
     pieces = g.row(g.op("Range", g.const(0, np.int64), g.scalar(piece_count), g.const(1, np.int64)))
@@ -224,11 +242,25 @@ def decode_nodes(frames_name, digit_reader, not_number_at_least, sure_at_least):
     ctc_per_piece = counts_per_piece(g, owners, piece_count)
     ctc_per_pair = g.op("Add", g.slice(ctc_per_piece, 0, -1), g.slice(ctc_per_piece, 1, 2 ** 62))
 
-    # The digit reader reads each piece, then each two neighbouring pieces together where CTC sees at most one
-    # digit over both (the only pairs that may merge), so a cleanly written number costs one read per digit.
+    # A wide piece may be two digits that touch: it is also read as two halves, cut at its column of least ink
+    # in its middle part, in case CTC misses one of them.
+    wide = g.op("GreaterOrEqual", g.cast(g.op("Sub", ends, starts), FLOAT), g.op("Mul", line_height, g.f32(WIDE_SHARE)))
+    splittable = g.op("And", g.op("GreaterOrEqual", g.op("Sub", ends, starts), g.i64(MIN_SPLIT_WIDTH)), g.op("Not", nothing))
+    wide_pieces = g.op("Reshape", g.op("NonZero", g.op("And", wide, splittable)), g.i64(-1))
+    wide_starts, wide_ends = g.gather(starts, wide_pieces), g.gather(ends, wide_pieces)
+    splits = middle_cuts(g, wide_starts, wide_ends)
+
+    # The digit reader reads each piece, each two neighbouring pieces together where CTC sees at most one digit
+    # over both (the only pairs that may merge), and each wide piece's halves: a number written cleanly costs one
+    # read per digit.
     candidates = g.op("Reshape", g.op("NonZero", g.op("LessOrEqual", ctc_per_pair, g.i64(1))), g.i64(-1))
-    segment_starts = g.op("Concat", starts, g.gather(pair_starts, candidates), axis=0)
-    segment_ends = g.op("Concat", ends, g.gather(pair_ends, candidates), axis=0)
+    groups = [(starts, ends), (g.gather(pair_starts, candidates), g.gather(pair_ends, candidates)),
+              (wide_starts, splits), (splits, wide_ends)]
+    segment_starts = g.op("Concat", *[group[0] for group in groups], axis=0)
+    segment_ends = g.op("Concat", *[group[1] for group in groups], axis=0)
+    offsets = [g.i64(0)]
+    for group in groups:
+        offsets.append(g.op("Add", offsets[-1], g.length(group[0])))
     body = piece_reader_body(digit_reader, segment_starts, segment_ends)
     segment_count = g.scalar(g.length(segment_starts))
     read = g.op("Loop", segment_count, g.const(True, np.bool_), outputs=3, body=body)
@@ -242,14 +274,21 @@ def decode_nodes(frames_name, digit_reader, not_number_at_least, sure_at_least):
     segment_is_digit = g.op("Equal", segment_verdict, g.i64(VERDICTS.index("digit")))
     segment_is_unsure = g.op("Equal", segment_verdict, g.i64(VERDICTS.index("unsure")))
 
+    def group(value, index):
+        return g.op("Slice", value, offsets[index], offsets[index + 1])
+
     def singles(value):
-        return g.op("Slice", value, g.i64(0), piece_count)
+        return group(value, 0)
+
+    def spread(value, default, index, count, where):
+        """One group's readings spread back over `count` slots at `where` (`default` elsewhere)."""
+        read_values = group(value, index)
+        shape = g.op("Concat", count, g.op("Shape", read_values, start=1), axis=0)
+        return g.op("ScatterND", g.op("Expand", default, shape), g.column(where), read_values)
 
     def pairs(value, default):
         """The candidate pairs' readings, spread back over every pair (`default` where a pair was not read)."""
-        read_pairs = g.op("Slice", value, piece_count, g.i64(2 ** 62))
-        shape = g.op("Concat", g.length(pair_starts), g.op("Shape", read_pairs, start=1), axis=0)
-        return g.op("ScatterND", g.op("Expand", default, shape), g.column(candidates), read_pairs)
+        return spread(value, default, 1, g.length(pair_starts), candidates)
 
     # Two pieces are one digit when they read as one together and CTC sees no more than one digit there.
     pair_confidences = pairs(segment_confidences, g.f32(0.0))
@@ -266,11 +305,14 @@ def decode_nodes(frames_name, digit_reader, not_number_at_least, sure_at_least):
     covered = g.op("Or", g.op("Concat", merged, no, axis=0), g.op("Concat", no, merged, axis=0))
 
     free = g.op("And", g.op("Not", covered), g.op("Not", nothing))
-    wide = g.op("GreaterOrEqual", g.cast(g.op("Sub", ends, starts), FLOAT), g.op("Mul", line_height, g.f32(WIDE_SHARE)))
-    touching = g.op("And", wide, g.op("GreaterOrEqual", ctc_per_piece, g.i64(2))) if WIDE_SHARE > 0 else \
-        g.op("GreaterOrEqual", ctc_per_piece, g.i64(2))
+    touching = g.op("And", wide, g.op("GreaterOrEqual", ctc_per_piece, g.i64(2)))
     use_reader = g.op("And", free, g.op("And", singles(segment_is_digit), g.op("Not", touching)))
     rest = g.op("And", free, g.op("Not", use_reader))
+    # A wide piece that is no digit, whose halves both are, is two digits (unless CTC reads more in it).
+    halves_are_digits = g.op("And", group(segment_is_digit, 2), group(segment_is_digit, 3))
+    halves_are_digits = g.op("ScatterND", g.op("Expand", g.const(False, np.bool_), piece_count), g.column(wide_pieces), halves_are_digits)
+    use_halves = g.op("And", rest, g.op("And", halves_are_digits, g.op("LessOrEqual", ctc_per_piece, g.i64(1))))
+    rest = g.op("And", rest, g.op("Not", use_halves))
     use_ctc = g.op("And", rest, g.op("GreaterOrEqual", ctc_per_piece, g.i64(1)))
     rest = g.op("And", rest, g.op("Not", use_ctc))
     doubtful = g.op("And", rest, singles(segment_is_unsure))
@@ -291,14 +333,19 @@ def decode_nodes(frames_name, digit_reader, not_number_at_least, sure_at_least):
 
     sources = [
         # (keep, position, digit, probabilities, confidence, box start, box end, doubtful)
-        (g.op("Or", use_reader, doubtful), middle(starts, ends), singles(segment_digits), singles(segment_probabilities),
-         singles(segment_confidences), starts, ends, doubtful),
+        # A piece nothing explains still shows the digit reader's best guess, as a doubt, never a silent gap.
+        (g.op("Or", use_reader, rest), middle(starts, ends), singles(segment_digits), singles(segment_probabilities),
+         singles(segment_confidences), starts, ends, rest),
         (merged, middle(pair_starts, pair_ends), pairs(segment_digits, g.const(0, np.int64)),
          pairs(segment_probabilities, g.f32(0.0)), pair_confidences,
          pair_starts, pair_ends, no_doubt(pair_starts)),
         (g.gather(use_ctc, owners), ctc_x, ctc_digits, ctc_probabilities, ctc_confidences, ctc_starts, ctc_ends,
          no_doubt(ctc_x)),
     ]
+    halves_used = g.gather(use_halves, wide_pieces)
+    for index, (left, right) in ((2, (wide_starts, splits)), (3, (splits, wide_ends))):
+        sources.append((halves_used, middle(left, right), group(segment_digits, index), group(segment_probabilities, index),
+                        group(segment_confidences, index), left, right, no_doubt(left)))
     columns = [g.op("Concat", *[source[field] for source in sources], axis=0) for field in range(8)]
     keep = columns[0]
     position, digits, probabilities, confidences, box_starts, box_ends, doubt = [g.compress(column, keep) for column in columns[1:]]
@@ -320,9 +367,11 @@ def decode_nodes(frames_name, digit_reader, not_number_at_least, sure_at_least):
                  g.cast(ctc_speaks, FLOAT))
     g.op("ReduceMax", g.op("Concat", other, g.f32([0.0]), axis=0), keepdims=1, name=NOT_NUMBER_NAME)
     # Verdict: nothing read or something that is no digit -> not_number; ink unexplained or a doubtful digit -> unsure.
-    is_not_number = g.op("Or", g.op("Not", read_any), g.op("GreaterOrEqual", NOT_NUMBER_NAME, g.f32([not_number_at_least])))
+    explained_any = any_true(g, g.op("Or", g.op("Or", use_reader, use_ctc), g.op("Or", doubtful, use_halves)))
+    explained_any = g.op("Or", explained_any, any_true(g, merged))
+    is_not_number = g.op("Or", g.op("Not", explained_any), g.op("GreaterOrEqual", NOT_NUMBER_NAME, g.f32([not_number_at_least])))
     least_sure = g.op("ReduceMin", with_one, keepdims=1)
-    is_unsure = g.op("Or", g.op("Or", any_true(g, unexplained), any_true(g, doubt)),
+    is_unsure = g.op("Or", any_true(g, doubt),
                      g.op("Less", least_sure, g.f32([sure_at_least])))
     verdict = lambda name: g.i64(NUMBER_VERDICTS.index(name))
     g.op("Where", is_not_number, verdict("not_number"), g.where(is_unsure, verdict("unsure"), verdict("number")),

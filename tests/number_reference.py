@@ -79,6 +79,15 @@ def decode(image, frames, left_col, col_end, column_scale, read_piece, decoding,
         return probabilities, float(probabilities.max() * (1 - not_digit)), said
 
     singles = [reading(*piece) for piece in pieces]
+    column_ink = ink.sum(0)
+    wide = [end - start >= decoding["wide_share"] * line_height for start, end in pieces]
+    halves = {}
+    for index, (start, end) in enumerate(pieces):
+        if wide[index] and end - start >= decoding["min_split_width"]:
+            columns = np.arange(len(column_ink))
+            middle = (columns >= start + 0.3 * (end - start)) & (columns < start + 0.7 * (end - start))
+            split = min(max(int(np.argmin(column_ink + FAR * ~middle)), start + 1), end - 1)
+            halves[index] = ((start, split), (split, end), reading(start, split), reading(split, end))
     pairs = {}
     for index in range(len(pieces) - 1):
         if per_piece[index] + per_piece[index + 1] <= 1:
@@ -94,27 +103,34 @@ def decode(image, frames, left_col, col_end, column_scale, read_piece, decoding,
     merged = [wanted and not (index > 0 and merged[index - 1]) for index, wanted in enumerate(merged)]
     covered = [(index < len(merged) and merged[index]) or (index > 0 and merged[index - 1]) for index in range(len(pieces))]
 
-    items, unexplained, doubtful_any, ctc_pieces = [], False, False, set()
+    items, doubtful_any, ctc_pieces, unexplained_pieces, explained = [], False, set(), set(), False
     for index, (start, end) in enumerate(pieces):
         if covered[index]:
             continue
         probabilities, confidence_, said = singles[index]
-        touching = per_piece[index] >= 2 and (end - start >= decoding["wide_share"] * line_height)
+        touching = per_piece[index] >= 2 and wide[index]
         if said == "digit" and not touching:
             items.append(((start + end) / 2, int(probabilities.argmax()), probabilities, confidence_, start, end))
+            explained = True
+        elif index in halves and all(half[2] == "digit" for half in halves[index][2:]) and per_piece[index] <= 1:
+            for (left, right), (half_probabilities, half_confidence, _) in zip(halves[index][:2], halves[index][2:]):
+                items.append(((left + right) / 2, int(half_probabilities.argmax()), half_probabilities, half_confidence, left, right))
+            explained = True
         elif per_piece[index] >= 1:
             ctc_pieces.add(index)
-        elif said == "unsure":
+            explained = True
+        else:
+            # Doubtful or unexplained, the digit reader's best guess stands, as a doubt.
             doubtful_any = True
             items.append(((start + end) / 2, int(probabilities.argmax()), probabilities, confidence_, start, end))
-        else:
-            unexplained = True
+            unexplained_pieces.add(index)
+            explained = explained or said == "unsure"
     for index, wanted in enumerate(merged):
         if wanted:
             probabilities, confidence_, _ = pairs[index]
             start, end = pieces[index][0], pieces[index + 1][1]
             items.append(((start + end) / 2, int(probabilities.argmax()), probabilities, confidence_, start, end))
-    column_ink = ink.sum(0)
+            explained = True
     for number, ((digit, x, part), piece) in enumerate(zip(ctc, owners)):
         if piece not in ctc_pieces:
             continue
@@ -132,13 +148,13 @@ def decode(image, frames, left_col, col_end, column_scale, read_piece, decoding,
         inked_rows = np.flatnonzero(mask[:, start:end].any(1))
         boxes.append((int(columns[0]), int(inked_rows[0]), int(columns[-1]) + 1, int(inked_rows[-1]) + 1))
     confidences = np.array([item[3] for item in items], np.float64)
-    speaking = [index in ctc_pieces or (not covered[index] and index not in ctc_pieces and singles[index][2] == "not_digit"
-                                        and per_piece[index] == 0) for index in range(len(pieces))]
+    speaking = [index in ctc_pieces or (index in unexplained_pieces and singles[index][2] != "unsure")
+                for index in range(len(pieces))]
     frame_owner = [owner(x) for x in frame_x]
     not_number = max([float(frames[t, NOT_DIGIT_CLASS]) for t in range(len(frames)) if speaking[frame_owner[t]]], default=0.0)
-    if not items or not_number >= verdict["not_number_at_least"]:
+    if not explained or not_number >= verdict["not_number_at_least"]:
         said = "not_number"
-    elif unexplained or doubtful_any or confidences.min() < verdict["sure_at_least"]:
+    elif doubtful_any or confidences.min() < verdict["sure_at_least"]:
         said = "unsure"
     else:
         said = "number"
