@@ -47,6 +47,9 @@ def parse_args(argv=None):
     parser.add_argument("--per-length", type=int, default=250, help="test numbers of each length 1-8 (default: %(default)s)")
     parser.add_argument("--calibration-lines", type=int, default=300, help="training-digit lines that calibrate int8 (default: %(default)s)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |ONNX - Keras| frame probability (default: %(default)s)")
+    parser.add_argument("--not-number-at-least", type=float, help="verdict threshold instead of training's tuned one")
+    parser.add_argument("--sure-at-least", type=float, help="verdict threshold instead of training's tuned one")
+    parser.add_argument("--tuned-on", help="what the given thresholds were tuned on, for the manifest")
     parser.add_argument("--from-artifacts", action="store_true",
                         help="join the committed sequence models with the committed digit readers (no training output, no TensorFlow)")
     return parser.parse_args(argv)
@@ -104,9 +107,11 @@ def describe_verdict(summary):
         "values": NUMBER_VERDICTS,
         "not_number_at_least": not_number_at_least,
         "sure_at_least": sure_at_least,
-        "rule": f"not_number if no digit is read or {NOT_NUMBER_NAME} >= not_number_at_least; else unsure if any "
-                "digit's confidence < sure_at_least; else number",
-        "tuned_on": "validation numbers composed from training digits held out of training" if summary.get("verdict") else "defaults (not tuned)",
+        "rule": f"not_number if no ink piece is explained (read as a digit by the digit reader or CTC) or {NOT_NUMBER_NAME} "
+                ">= not_number_at_least; else unsure if a piece is doubtful or any digit's confidence < sure_at_least; "
+                "else number",
+        "tuned_on": ((summary.get("verdict") or {}).get("tuned_on", "validation numbers composed from training digits held out of training")
+                     if summary.get("verdict") else "defaults (not tuned)"),
         "validation": {key: value for key, value in (summary.get("verdict") or {}).items() if key.startswith(("numbers", "non"))},
     }
 
@@ -148,6 +153,13 @@ def convert(args):
 
     dataset = load_mnist(args.npz, args.cache_dir)
     sequences, summary, keras_model = sequence_models(args, dataset)
+    if args.not_number_at_least is not None or args.sure_at_least is not None:
+        tuned = dict(summary.get("verdict") or {})
+        tuned.update({key: value for key, value in (("not_number_at_least", args.not_number_at_least),
+                                                   ("sure_at_least", args.sure_at_least)) if value is not None})
+        tuned["tuned_on"] = args.tuned_on or "given to convert.numbers"
+        tuned = {key: value for key, value in tuned.items() if not key.startswith(("numbers", "non"))}
+        summary = {**summary, "verdict": tuned}
     thresholds = verdict_thresholds(summary)
     digits = read_manifest(args.artifacts_dir)
     # Each variant embeds the digit reader of the same variant, so the page's int8 file stays int8 throughout.
