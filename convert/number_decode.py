@@ -305,12 +305,14 @@ def decode_nodes(frames_name, digit_reader, not_number_at_least, sure_at_least):
     covered = g.op("Or", g.op("Concat", merged, no, axis=0), g.op("Concat", no, merged, axis=0))
 
     free = g.op("And", g.op("Not", covered), g.op("Not", nothing))
-    touching = g.op("And", wide, g.op("GreaterOrEqual", ctc_per_piece, g.i64(2)))
-    use_reader = g.op("And", free, g.op("And", singles(segment_is_digit), g.op("Not", touching)))
-    rest = g.op("And", free, g.op("Not", use_reader))
-    # A wide piece that is no digit, whose halves both are, is two digits (unless CTC reads more in it).
     halves_are_digits = g.op("And", group(segment_is_digit, 2), group(segment_is_digit, 3))
     halves_are_digits = g.op("ScatterND", g.op("Expand", g.const(False, np.bool_), piece_count), g.column(wide_pieces), halves_are_digits)
+    # The digit reader's digit stands unless CTC reads two or more digits in the piece and its halves read as
+    # digits too (two digits that touch can look like one wide digit).
+    touching = g.op("And", halves_are_digits, g.op("GreaterOrEqual", ctc_per_piece, g.i64(2)))
+    use_reader = g.op("And", free, g.op("And", singles(segment_is_digit), g.op("Not", touching)))
+    rest = g.op("And", free, g.op("Not", use_reader))
+    # A wide piece that is no digit, whose halves both are, is two digits (unless CTC reads two or more in it).
     use_halves = g.op("And", rest, g.op("And", halves_are_digits, g.op("LessOrEqual", ctc_per_piece, g.i64(1))))
     rest = g.op("And", rest, g.op("Not", use_halves))
     use_ctc = g.op("And", rest, g.op("GreaterOrEqual", ctc_per_piece, g.i64(1)))

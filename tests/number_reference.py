@@ -108,11 +108,12 @@ def decode(image, frames, left_col, col_end, column_scale, read_piece, decoding,
         if covered[index]:
             continue
         probabilities, confidence_, said = singles[index]
-        touching = per_piece[index] >= 2 and wide[index]
+        halves_are_digits = index in halves and all(half[2] == "digit" for half in halves[index][2:])
+        touching = per_piece[index] >= 2 and halves_are_digits
         if said == "digit" and not touching:
             items.append(((start + end) / 2, int(probabilities.argmax()), probabilities, confidence_, start, end))
             explained = True
-        elif index in halves and all(half[2] == "digit" for half in halves[index][2:]) and per_piece[index] <= 1:
+        elif halves_are_digits and per_piece[index] <= 1:
             for (left, right), (half_probabilities, half_confidence, _) in zip(halves[index][:2], halves[index][2:]):
                 items.append(((left + right) / 2, int(half_probabilities.argmax()), half_probabilities, half_confidence, left, right))
             explained = True
