@@ -4,13 +4,15 @@ The store is SQLite (SERVE_FEEDBACK_DB) unless SERVE_FEEDBACK_URL names a Postgr
 SERVE_FEEDBACK=off turns all of it off; without SERVE_ADMIN_TOKEN the operator routes are off.
 """
 
-from dataclasses import dataclass
+import logging
+import threading
+import time
 from pathlib import Path
 
 from serve.feedback.limits import ClientLimits
 from serve.feedback.store import Store, StoreError, StoreFullError
 
-__all__ = ["CONFIG_DEFAULTS", "init_app", "open_store", "StoreError", "StoreFullError"]
+__all__ = ["CONFIG_DEFAULTS", "ConfigError", "init_app", "open_store", "StoreError", "StoreFullError"]
 
 CONFIG_DEFAULTS = {
     "FEEDBACK": "on",  # "off" (or false, 0, no) turns feedback off
@@ -23,45 +25,145 @@ CONFIG_DEFAULTS = {
     "FEEDBACK_MAX_ENTRIES": 100_000,
     "FEEDBACK_MAX_STORE_BYTES": 1024 ** 3,
     "FEEDBACK_RETENTION_DAYS": 365,  # 0 keeps entries until the bounds prune them
+    # A store that cannot be opened is tried again this long after (on the next request that needs it),
+    # and clients are told to come back then (Retry-After).
+    "FEEDBACK_STORE_RETRY_SECONDS": 30,
 }
 OFF_VALUES = {"off", "false", "0", "no"}
+# Each limit: its parser and the smallest value that makes sense.
+LIMITS = {
+    "FEEDBACK_MAX_BODY": (int, 1024),
+    "FEEDBACK_RATE_PER_MINUTE": (float, 0.001),
+    "FEEDBACK_MAX_PER_CLIENT_DAY": (int, 1),
+    "FEEDBACK_MAX_ENTRIES": (int, 1),
+    "FEEDBACK_MAX_STORE_BYTES": (int, 1024),
+    "FEEDBACK_RETENTION_DAYS": (float, 0),
+    "FEEDBACK_STORE_RETRY_SECONDS": (float, 0.1),
+}
+log = logging.getLogger("serve.feedback")
 
 
-@dataclass
+class ConfigError(ValueError):
+    """A feedback setting the server cannot use; the message names it, in one line."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be opened at start-up or at the last retry; `retry_after` says when it is tried again."""
+
+    def __init__(self, message, retry_after):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Feedback:
-    store: Store
-    limits: ClientLimits
-    admin_token: str | None
+    """The store, the limits and the operator's token of a server that takes feedback."""
+
+    def __init__(self, store, limits, admin_token, retry_seconds):
+        self.store = store
+        self.retry_seconds = retry_seconds
+        self.limits = limits
+        self.admin_token = admin_token
+        self.problem = None  # why the store could not be opened last time, or None once it is open
+        self.retry_at = 0.0
+        self.lock = threading.Lock()
+
+    def open(self):
+        """Open the store (at start-up, and again at most every `retry_seconds` while it fails).
+
+        Raises StoreUnavailable while it cannot be opened, created or written; each failed attempt is one log line.
+        """
+        if self.problem is None and self.store.migrated:
+            return
+        with self.lock:
+            now = time.monotonic()
+            if self.problem is not None and now < self.retry_at:
+                raise StoreUnavailable(self.problem, self.retry_after)
+            try:
+                self.store.open()
+            except StoreError as error:
+                self.problem, self.retry_at = str(error), now + self.retry_seconds
+                log.error("feedback unavailable, retrying in %g s: %s", self.retry_seconds, self.problem)
+                raise StoreUnavailable(self.problem, self.retry_after) from None
+            if self.problem is not None:
+                log.warning("feedback available again: %s", self.store.describe())
+            self.problem = None
+
+    @property
+    def retry_after(self):
+        """Whole seconds a client should wait before trying a store that failed (Retry-After)."""
+        return max(1, round(self.retry_at - time.monotonic()))
+
+    @property
+    def available(self):
+        """Whether the store is open now (trying it again if a retry is due)."""
+        try:
+            self.open()
+        except StoreError:
+            return False
+        return True
+
+
+def read_limits(config):
+    """The numeric feedback settings, checked; a bad one is a ConfigError naming the variable."""
+    values = {}
+    for name, (parse, smallest) in LIMITS.items():
+        given = config[name]
+        try:
+            value = parse(given)
+            if isinstance(given, bool) or not smallest <= value < float("inf") or (parse is int and value != float(given)):
+                raise ValueError
+        except (TypeError, ValueError):
+            kind = "a whole number" if parse is int else "a number"
+            raise ConfigError(f"SERVE_{name} must be {kind} of at least {smallest}, not {given!r}") from None
+        values[name] = value
+    return values
 
 
 def open_store(config):
-    """The store the config asks for; nothing touches the database until the first use."""
+    """The store the config asks for; nothing touches the database until it is opened or used."""
+    limits = read_limits(config)
     bounds = {
-        "max_entries": int(config["FEEDBACK_MAX_ENTRIES"]),
-        "max_bytes": int(config["FEEDBACK_MAX_STORE_BYTES"]),
-        "retention_days": float(config["FEEDBACK_RETENTION_DAYS"]),
+        "max_entries": limits["FEEDBACK_MAX_ENTRIES"],
+        "max_bytes": limits["FEEDBACK_MAX_STORE_BYTES"],
+        "retention_days": limits["FEEDBACK_RETENTION_DAYS"],
     }
     url = config.get("FEEDBACK_URL")
     if url:
-        if not str(url).startswith(("postgresql://", "postgres://")):
-            raise ValueError("SERVE_FEEDBACK_URL must be a postgresql:// URL")
-        from serve.feedback.postgres_store import PostgresStore
+        from serve.feedback.postgres_store import PostgresStore, check_url
 
-        return PostgresStore(str(url), **bounds)
+        try:
+            return PostgresStore(check_url(url), **bounds)
+        except ValueError as error:
+            raise ConfigError(f"SERVE_FEEDBACK_URL: {error}") from None
     from serve.feedback.sqlite_store import SQLiteStore
 
     return SQLiteStore(config["FEEDBACK_DB"], **bounds)
 
 
 def init_app(app):
-    """Register the routes; app.extensions["feedback"] is a Feedback, or None when turned off."""
+    """Register the routes; app.extensions["feedback"] is a Feedback, or None when turned off.
+
+    The store is opened here, so a store that cannot be used is said at start-up (one log line); the
+    server starts all the same, answers feedback with 503 and tries the store again later. A setting
+    that cannot be used (a URL that is not PostgreSQL's, a limit that is not a number) is a ConfigError.
+    """
     from serve.feedback.routes import blueprint, read_admin_token
 
     config = app.config
     enabled = str(config["FEEDBACK"]).lower() not in OFF_VALUES
-    app.extensions["feedback"] = Feedback(
-        store=open_store(config),
-        limits=ClientLimits(float(config["FEEDBACK_RATE_PER_MINUTE"]), int(config["FEEDBACK_MAX_PER_CLIENT_DAY"])),
-        admin_token=read_admin_token(config),
-    ) if enabled else None
+    feedback = None
+    if enabled:
+        limits = read_limits(config)
+        feedback = Feedback(
+            store=open_store(config),
+            limits=ClientLimits(limits["FEEDBACK_RATE_PER_MINUTE"], limits["FEEDBACK_MAX_PER_CLIENT_DAY"]),
+            admin_token=read_admin_token(config),
+            retry_seconds=limits["FEEDBACK_STORE_RETRY_SECONDS"],
+        )
+        config["FEEDBACK_MAX_BODY"] = limits["FEEDBACK_MAX_BODY"]
+        try:
+            feedback.open()
+        except StoreError:
+            pass  # logged; each feedback request answers 503 until a retry opens it
+    app.extensions["feedback"] = feedback
     app.register_blueprint(blueprint)

@@ -52,5 +52,23 @@ class PostgresStore(Store):
         return "PostgreSQL"
 
 
+def check_url(url):
+    """The URL, if it is a postgresql:// URL psycopg can parse; else ValueError saying why (without the password)."""
+    url = str(url)
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql:// URL")
+    try:
+        import psycopg
+    except ImportError:
+        raise ValueError("a PostgreSQL store needs psycopg: pip install 'psycopg[binary]'") from None
+    try:
+        port = psycopg.conninfo.conninfo_to_dict(url).get("port")
+    except psycopg.ProgrammingError as error:
+        raise ValueError(f"cannot be parsed: {str(error).splitlines()[0]}") from None
+    if port and not all(part.isdigit() for part in str(port).split(",")):
+        raise ValueError(f"the port must be a number, not {port!r}")
+    return url
+
+
 def connection_lost(error):
     return error.__class__.__name__ in ("OperationalError", "InterfaceError") or error.sqlstate is None

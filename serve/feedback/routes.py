@@ -15,7 +15,7 @@ from werkzeug.exceptions import (
 )
 
 from serve.decode import InputError, TooLargeError
-from serve.feedback import stats
+from serve.feedback import StoreUnavailable, stats
 from serve.feedback.entry import DIGIT_MODE, parse_entry
 from serve.feedback.limits import RateLimited
 from serve.feedback.store import StoreError, StoreFullError
@@ -24,7 +24,6 @@ blueprint = Blueprint("feedback", __name__, template_folder="templates")
 
 COOKIE_NAME = "kiosk_admin"
 COOKIE_SECONDS = 8 * 3600
-STORE_RETRY_SECONDS = 30
 NO_STORE = "no-store"
 
 
@@ -35,14 +34,29 @@ class InsufficientStorage(HTTPException):
 
 @blueprint.before_request
 def feedback_enabled():
-    if current_app.extensions["feedback"] is None and request.endpoint != "feedback.feedback_status":
+    if request.endpoint == "feedback.feedback_status":
+        return
+    feedback = current_app.extensions["feedback"]
+    if feedback is None:
         raise NotFound("feedback is turned off on this server (SERVE_FEEDBACK=off)")
+    try:
+        feedback.open()
+    except StoreUnavailable as error:
+        raise ServiceUnavailable("feedback is unavailable: its store cannot be opened; try again later",
+                                 retry_after=error.retry_after) from None
 
 
 @blueprint.get("/feedback")
 def feedback_status():
-    """Lets the page know whether to offer its buttons (a 404 would be an error in the browser's console)."""
-    response = current_app.json.response({"feedback": "off" if current_app.extensions["feedback"] is None else "on"})
+    """Lets the page know whether to offer its buttons (a 404 would be an error in the browser's console).
+
+    "unavailable": the store cannot be opened now; Retry-After says when the server tries it again.
+    """
+    feedback = current_app.extensions["feedback"]
+    state = "off" if feedback is None else "on" if feedback.available else "unavailable"
+    response = current_app.json.response({"feedback": state})
+    if state == "unavailable":
+        response.headers["Retry-After"] = str(feedback.retry_after)
     # Revalidated like the page, so a second visit costs a 304, not a download.
     response.headers["Cache-Control"] = "no-cache"
     response.add_etag()
@@ -77,8 +91,12 @@ def add_feedback():
     except StoreError as error:
         current_app.logger.error("%s", error)
         raise ServiceUnavailable("the feedback store cannot take entries now; try again later",
-                                 retry_after=STORE_RETRY_SECONDS) from None
+                                 retry_after=store_retry_seconds()) from None
     return {"id": entry.id}, 201 if is_new else 200
+
+
+def store_retry_seconds():
+    return round(current_app.extensions["feedback"].retry_seconds) or 1
 
 
 def reject_constant(name):
@@ -106,7 +124,7 @@ def export():
         entries = store.entries()
         first = next(entries, None)  # a store that cannot be read fails here, as a JSON 503, not mid-stream
     except StoreError as error:
-        raise ServiceUnavailable(str(error), retry_after=STORE_RETRY_SECONDS) from None
+        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
 
     def lines():
         if first is not None:
@@ -145,7 +163,7 @@ def stats_page():
     try:
         data = stats.page_data(current_app.extensions["feedback"].store)
     except StoreError as error:
-        raise ServiceUnavailable(str(error), retry_after=STORE_RETRY_SECONDS) from None
+        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
     response = Response(render_template("stats.html", **data), mimetype="text/html")
     response.headers["Cache-Control"] = NO_STORE
     return response

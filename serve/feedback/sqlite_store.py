@@ -19,7 +19,10 @@ class SQLiteStore(Store):
     def connect(self):
         connection = getattr(self.local, "connection", None)
         if connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:  # a read-only root, a missing state directory: say which
+                raise StoreError(f"feedback store: cannot create {self.path.parent}: {error.strerror}") from None
             connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
             try:
                 connection.execute("PRAGMA journal_mode=WAL").fetchone()
@@ -38,7 +41,7 @@ class SQLiteStore(Store):
             connection.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
         except sqlite3.Error as error:
             self.disconnect()
-            raise translate(error) from None
+            raise translate(error, self.path) from None
         try:
             yield connection.cursor()
             connection.execute("COMMIT")
@@ -48,14 +51,14 @@ class SQLiteStore(Store):
             except sqlite3.Error:
                 self.disconnect()  # a connection that cannot roll back is not reused
             if isinstance(error, sqlite3.Error):
-                raise translate(error) from None
+                raise translate(error, self.path) from None
             raise
 
     def describe(self):
         return f"SQLite {self.path}"
 
 
-def translate(error):
-    """A StoreError (StoreFullError for a full disk) with SQLite's one-line reason."""
+def translate(error, path):
+    """A StoreError (StoreFullError for a full disk) with the file and SQLite's one-line reason."""
     kind = StoreFullError if getattr(error, "sqlite_errorcode", None) == SQLITE_FULL else StoreError
-    return kind(f"feedback store: {error}")
+    return kind(f"feedback store {path}: {error}")

@@ -115,6 +115,15 @@ class Store:
                 self.run(cursor, "INSERT INTO feedback_schema (version) VALUES (?)", (number,))
         return SCHEMA_VERSION
 
+    def open(self):
+        """Migrate, then prove the store takes writes; raises StoreError (one line) when it cannot."""
+        with self.migrate_lock:
+            self.migrate()
+            self.migrated = True
+        with self.transaction(exclusive=True) as cursor:
+            # A write that changes nothing: a read-only file or database refuses it all the same.
+            self.run(cursor, "UPDATE feedback_totals SET entries = entries WHERE id = 1")
+
     def schema_version(self):
         with self.transaction() as cursor:
             return self.fetchone(cursor, "SELECT max(version) FROM feedback_schema")[0]
