@@ -107,12 +107,12 @@ def read_limits(config):
     """The numeric feedback settings, checked; a bad one is a ConfigError naming the variable."""
     values = {}
     for name, (parse, smallest) in LIMITS.items():
-        given = config[name]
+        given = config.get(name, CONFIG_DEFAULTS[name])
         try:
             value = parse(given)
             if isinstance(given, bool) or not smallest <= value < float("inf") or (parse is int and value != float(given)):
                 raise ValueError
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             kind = "a whole number" if parse is int else "a number"
             raise ConfigError(f"SERVE_{name} must be {kind} of at least {smallest}, not {given!r}") from None
         values[name] = value

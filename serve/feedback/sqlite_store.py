@@ -1,5 +1,6 @@
 """The embedded store: one SQLite file in WAL mode, every commit synced to disk (synchronous=FULL)."""
 
+import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +10,7 @@ from serve.feedback.store import Store, StoreError, StoreFullError
 # Several server processes may share the file: a writer waits this long for another's lock.
 BUSY_TIMEOUT_SECONDS = 10
 SQLITE_FULL = 13
+SQLITE_CANTOPEN = 14
 
 
 class SQLiteStore(Store):
@@ -60,5 +62,16 @@ class SQLiteStore(Store):
 
 def translate(error, path):
     """A StoreError (StoreFullError for a full disk) with the file and SQLite's one-line reason."""
-    kind = StoreFullError if getattr(error, "sqlite_errorcode", None) == SQLITE_FULL else StoreError
-    return kind(f"feedback store {path}: {error}")
+    code = getattr(error, "sqlite_errorcode", None)
+    kind = StoreFullError if code == SQLITE_FULL else StoreError
+    reason = os_reason(path) if code == SQLITE_CANTOPEN else None
+    return kind(f"feedback store {path}: {error}" + (f" ({reason})" if reason else ""))
+
+
+def os_reason(path):
+    """Why the system will not let us open `path` for writing ("Read-only file system"), which SQLite leaves out."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o640))
+    except OSError as error:
+        return error.strerror
+    return None
