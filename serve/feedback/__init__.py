@@ -22,6 +22,8 @@ CONFIG_DEFAULTS = {
     "FEEDBACK_MAX_BODY": 512 * 1024,  # bytes of one POST /feedback; a 280x280 PNG of a drawing is ~5 KB
     "FEEDBACK_RATE_PER_MINUTE": 60,  # per client, in bursts of up to as many
     "FEEDBACK_MAX_PER_CLIENT_DAY": 5000,
+    "ADMIN_SIGN_IN_PER_MINUTE": 5,  # operator sign-in attempts per client, in bursts of up to as many
+    "ADMIN_SIGN_IN_PER_DAY": 100,
     "FEEDBACK_MAX_ENTRIES": 100_000,
     "FEEDBACK_MAX_STORE_BYTES": 1024 ** 3,
     "FEEDBACK_RETENTION_DAYS": 365,  # 0 keeps entries until the bounds prune them
@@ -35,6 +37,8 @@ LIMITS = {
     "FEEDBACK_MAX_BODY": (int, 1024),
     "FEEDBACK_RATE_PER_MINUTE": (float, 0.001),
     "FEEDBACK_MAX_PER_CLIENT_DAY": (int, 1),
+    "ADMIN_SIGN_IN_PER_MINUTE": (float, 0.001),
+    "ADMIN_SIGN_IN_PER_DAY": (int, 1),
     "FEEDBACK_MAX_ENTRIES": (int, 1),
     "FEEDBACK_MAX_STORE_BYTES": (int, 1024),
     "FEEDBACK_RETENTION_DAYS": (float, 0),
@@ -58,10 +62,11 @@ class StoreUnavailable(StoreError):
 class Feedback:
     """The store, the limits and the operator's token of a server that takes feedback."""
 
-    def __init__(self, store, limits, admin_token, retry_seconds):
+    def __init__(self, store, limits, sign_in_limits, admin_token, retry_seconds):
         self.store = store
         self.retry_seconds = retry_seconds
         self.limits = limits
+        self.sign_in_limits = sign_in_limits
         self.admin_token = admin_token
         self.problem = None  # why the store could not be opened last time, or None once it is open
         self.retry_at = 0.0
@@ -147,16 +152,21 @@ def init_app(app):
     server starts all the same, answers feedback with 503 and tries the store again later. A setting
     that cannot be used (a URL that is not PostgreSQL's, a limit that is not a number) is a ConfigError.
     """
-    from serve.feedback.routes import blueprint, read_admin_token
+    from serve.feedback.operator import read_admin_token
+    from serve.feedback.routes import blueprint
 
     config = app.config
     enabled = str(config["FEEDBACK"]).lower() not in OFF_VALUES
     feedback = None
     if enabled:
         limits = read_limits(config)
+        store = open_store(config)
         feedback = Feedback(
-            store=open_store(config),
-            limits=ClientLimits(limits["FEEDBACK_RATE_PER_MINUTE"], limits["FEEDBACK_MAX_PER_CLIENT_DAY"]),
+            store=store,
+            limits=ClientLimits(store, "feedback", limits["FEEDBACK_RATE_PER_MINUTE"],
+                                limits["FEEDBACK_MAX_PER_CLIENT_DAY"]),
+            sign_in_limits=ClientLimits(store, "sign-in", limits["ADMIN_SIGN_IN_PER_MINUTE"],
+                                        limits["ADMIN_SIGN_IN_PER_DAY"], what="signing in"),
             admin_token=read_admin_token(config),
             retry_seconds=limits["FEEDBACK_STORE_RETRY_SECONDS"],
         )

@@ -43,6 +43,8 @@ class Entry:
     strokes: str | None  # compact JSON, or None
     received_at: float
     mode: str = DIGIT_MODE
+    server_read: str | None = None  # what the server's own model reads in `image`, as `shown` says it
+    read_model: str | None = None  # the model that read it
 
     @property
     def shown(self):

@@ -1,30 +1,29 @@
 """The feedback routes: POST /feedback for the page, GET /feedback/export and /stats for the operator."""
 
 import base64
-import hashlib
-import hmac
 import json
-import os
 import time
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, stream_with_context
-from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import (
     BadRequest, HTTPException, NotFound, RequestEntityTooLarge, ServiceUnavailable, TooManyRequests,
-    Unauthorized, UnsupportedMediaType,
+    UnsupportedMediaType,
 )
 
 from serve.decode import InputError, TooLargeError
 from serve.feedback import StoreUnavailable, stats
 from serve.feedback.entry import DIGIT_MODE, parse_entry
 from serve.feedback.limits import RateLimited
-from serve.feedback.store import StoreError, StoreFullError
+from serve.feedback.operator import (
+    NO_STORE, checked_ids, csrf_token, is_operator, login_page, require_form_operator, require_operator, sign_in,
+    sign_out,
+)
+from serve.feedback.reading import read_again
+from serve.feedback.store import ACCEPT_RULES, ACCEPTED, REJECTED, StoreError, StoreFullError
 
 blueprint = Blueprint("feedback", __name__, template_folder="templates")
 
-COOKIE_NAME = "kiosk_admin"
-COOKIE_SECONDS = 8 * 3600
-NO_STORE = "no-store"
+MAX_REVIEW_BATCH = 500  # entries one review form may accept or reject
 
 
 class InsufficientStorage(HTTPException):
@@ -75,10 +74,15 @@ def add_feedback():
         feedback.limits.check(request.remote_addr)
     except RateLimited as error:
         raise TooManyRequests(str(error), retry_after=error.retry_after) from None
+    except StoreError as error:
+        current_app.logger.error("%s", error)
+        raise ServiceUnavailable("the feedback store cannot take entries now; try again later",
+                                 retry_after=store_retry_seconds()) from None
     model = current_app.extensions["model"]
     try:
         number_verdicts = model.numbers.verdicts if model.numbers is not None else None
         entry = parse_entry(parse_json(request.get_data(cache=False)), model.labels, model.verdicts, number_verdicts)
+        entry = read_again(entry, model, current_app.config["MAX_IMAGE_PIXELS"])
     except TooLargeError as error:
         raise RequestEntityTooLarge(str(error)) from None
     except InputError as error:
@@ -87,7 +91,8 @@ def add_feedback():
         is_new = feedback.store.add(entry)
     except StoreFullError as error:
         current_app.logger.error("%s", error)
-        raise InsufficientStorage("the feedback store is full; the entry was not stored") from None
+        raise InsufficientStorage("the feedback store is full (entries awaiting review count too); "
+                                  "the entry was not stored") from None
     except StoreError as error:
         current_app.logger.error("%s", error)
         raise ServiceUnavailable("the feedback store cannot take entries now; try again later",
@@ -164,62 +169,39 @@ def stats_page():
         data = stats.page_data(current_app.extensions["feedback"].store)
     except StoreError as error:
         raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
-    response = Response(render_template("stats.html", **data), mimetype="text/html")
+    response = Response(render_template("stats.html", csrf=csrf_token(), **data), mimetype="text/html")
     response.headers["Cache-Control"] = NO_STORE
     return response
 
 
-@blueprint.post("/stats")
-def sign_in():
-    """The token form: a right token sets an HttpOnly, SameSite=Strict cookie and goes back to /stats."""
-    token = admin_token()
-    if not hmac.compare_digest(request.form.get("token", "").encode(), token.encode()):
-        return login_page("That is not the admin token.")
-    response = redirect("/stats", code=303)
-    response.set_cookie(COOKIE_NAME, session_value(token), max_age=COOKIE_SECONDS, path="/", httponly=True,
-                        samesite="Strict", secure=request.is_secure)
-    return response
+blueprint.add_url_rule("/stats", "sign_in", sign_in, methods=["POST"])
+blueprint.add_url_rule("/stats/sign-out", "sign_out", sign_out, methods=["POST"])
 
 
-def login_page(message):
-    response = Response(render_template("login.html", message=message), status=401, mimetype="text/html")
-    response.headers["WWW-Authenticate"] = "Bearer"
-    response.headers["Cache-Control"] = NO_STORE
-    return response
+@blueprint.post("/stats/review")
+def review():
+    """Accept or reject the ticked entries (form fields `id`, `decision`); back to /stats."""
+    require_form_operator()
+    decision = request.form.get("decision")
+    if decision not in (ACCEPTED, REJECTED):
+        raise BadRequest(f'"decision" must be {ACCEPTED} or {REJECTED}')
+    ids = checked_ids(request.form, MAX_REVIEW_BATCH)
+    try:
+        current_app.extensions["feedback"].store.review(ids, decision)
+    except StoreError as error:
+        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
+    return redirect("/stats#review", code=303)
 
 
-def admin_token():
-    """The configured token; without one the operator routes do not exist (404)."""
-    token = current_app.extensions["feedback"].admin_token
-    if not token:
-        raise NotFound("the operator routes are off: no SERVE_ADMIN_TOKEN is configured")
-    return token
-
-
-def session_value(token):
-    # The cookie carries a digest of the token, never the token itself.
-    return hmac.new(token.encode(), b"digit-kiosk operator", hashlib.sha256).hexdigest()
-
-
-def is_operator():
-    """Whether the request has the token (Authorization: Bearer) or the sign-in cookie; compared in constant time."""
-    token = admin_token()
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        return hmac.compare_digest(given.strip().encode(), token.encode())
-    cookie = request.cookies.get(COOKIE_NAME, "")
-    return hmac.compare_digest(cookie.encode(), session_value(token).encode())
-
-
-def require_operator():
-    if not is_operator():
-        raise Unauthorized("this route needs Authorization: Bearer <SERVE_ADMIN_TOKEN>",
-                           www_authenticate=WWWAuthenticate("bearer"))
-
-
-def read_admin_token(config):
-    """SERVE_ADMIN_TOKEN exactly as written (Flask would read a token such as 12e3 as a number)."""
-    token = config.get("ADMIN_TOKEN")
-    if token is not None and not isinstance(token, str):
-        token = os.environ.get("SERVE_ADMIN_TOKEN", str(token))
-    return token or None
+@blueprint.post("/stats/rule")
+def set_rule():
+    """The rule for new entries (form field `rule`, one of ACCEPT_RULES); back to /stats."""
+    require_form_operator()
+    rule = request.form.get("rule")
+    if rule not in ACCEPT_RULES:
+        raise BadRequest(f'"rule" must be one of {", ".join(ACCEPT_RULES)}')
+    try:
+        current_app.extensions["feedback"].store.set_accept_rule(rule)
+    except StoreError as error:
+        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
+    return redirect("/stats#review", code=303)

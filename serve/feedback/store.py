@@ -4,6 +4,7 @@ The SQL is written once with `?` placeholders; every value travels as a paramete
 Subclasses supply connections, the dialect's column types and how the driver reports a full disk.
 """
 
+import secrets
 import threading
 import time
 from contextlib import contextmanager
@@ -43,16 +44,46 @@ MIGRATIONS = [
         "ALTER TABLE feedback_entries ADD COLUMN mode TEXT NOT NULL DEFAULT 'digit'",
         "ALTER TABLE feedback_entries ADD COLUMN number TEXT",
     ],
+    # Review: nothing a visitor sends trains a model until an operator (or a rule the operator set) accepts it;
+    # entries stored before this version wait for review too. `held_out` is chosen by the server when an entry
+    # is accepted; `server_read` is what the server's own model reads in the stored drawing (`read_model`).
+    [
+        "ALTER TABLE feedback_entries ADD COLUMN review TEXT NOT NULL DEFAULT 'pending'",
+        "ALTER TABLE feedback_entries ADD COLUMN held_out INTEGER",
+        "ALTER TABLE feedback_entries ADD COLUMN server_read TEXT",
+        "ALTER TABLE feedback_entries ADD COLUMN read_model TEXT",
+        "CREATE INDEX feedback_entries_review ON feedback_entries (review, received_at)",
+        "CREATE TABLE feedback_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # Rate limits per client, in the store so that every worker process (and every server of a fleet)
+        # counts against the same bucket.
+        """CREATE TABLE feedback_buckets (
+            name TEXT PRIMARY KEY,
+            tokens {real} NOT NULL,
+            updated {real} NOT NULL,
+            day INTEGER NOT NULL,
+            used INTEGER NOT NULL
+        )""",
+        "CREATE INDEX feedback_buckets_updated ON feedback_buckets (updated)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 MODE_SINCE_VERSION = 2  # stores from this version on have the `mode` column
+REVIEW_SINCE_VERSION = 3  # ... and the `review` and `held_out` columns
+PENDING, ACCEPTED, REJECTED = "pending", "accepted", "rejected"
+REVIEWS = (PENDING, ACCEPTED, REJECTED)
+# Rules an operator may set for new entries: none (every entry waits for review), or accept a visitor's
+# confirmation when the server's own reading of the drawing agrees with it.
+ACCEPT_RULES = ("none", "confirmations")
+# One accepted entry in HELD_OUT_EVERY, drawn by the server, is held out of training for the gate.
+HELD_OUT_EVERY = 5
 SECONDS_PER_DAY = 86400
 # Retention is enforced on writes, at most this often per process.
 RETENTION_SWEEP_SECONDS = 600
 # When over a bound, prune down to this fraction of it, so pruning runs once per many inserts.
 PRUNE_TO = 0.95
 PRUNE_BATCH = 256
-ENTRY_COLUMNS = "id, received_at, model, predicted, verdict, label, correct, image, strokes, mode, number"
+ENTRY_COLUMNS = ("id, received_at, model, predicted, verdict, label, correct, image, strokes, mode, number, "
+                 "review, held_out, server_read, read_model")
 NUMBER_PREDICTED = -1  # `predicted` of a number entry: no digit
 
 
@@ -61,7 +92,7 @@ class StoreError(Exception):
 
 
 class StoreFullError(StoreError):
-    """The disk or database is full (HTTP 507)."""
+    """The disk or database is full, or the store's bounds are reached by entries it may not drop (HTTP 507)."""
 
 
 class Store:
@@ -76,6 +107,7 @@ class Store:
         self.retention_days = retention_days
         self.local = threading.local()
         self.next_sweep = 0.0
+        self.next_bucket_sweep = 0.0
         self.migrated = False
         self.migrate_lock = threading.Lock()
 
@@ -129,38 +161,110 @@ class Store:
             return self.fetchone(cursor, "SELECT max(version) FROM feedback_schema")[0]
 
     def add(self, entry):
-        """Store `entry`; True if it is new, False if its id was already stored (nothing changes then)."""
+        """Store `entry`; True if it is new, False if its id was already stored (nothing changes then).
+
+        A new entry waits for review unless the operator's rule accepts it. Raises StoreFullError when the
+        bounds are reached and no rejected entry is left to drop: pending and accepted entries are never dropped.
+        """
         with self.transaction(exclusive=True) as cursor:
             is_number = entry.mode == NUMBER_MODE
+            review = ACCEPTED if self.rule_accepts(cursor, entry) else PENDING
             self.run(cursor, f"INSERT INTO feedback_entries ({ENTRY_COLUMNS}, day, size) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                      (entry.id, entry.received_at, entry.model, NUMBER_PREDICTED if is_number else entry.predicted,
                       entry.verdict, entry.label, int(entry.correct), entry.image, entry.strokes, entry.mode,
-                      entry.predicted if is_number else None,
+                      entry.predicted if is_number else None, review,
+                      draw_held_out() if review == ACCEPTED else None, entry.server_read, entry.read_model,
                       time.strftime("%Y-%m-%d", time.gmtime(entry.received_at)), entry.size))
             if cursor.rowcount != 1:
                 return False
             entries, size = self.fetchone(
                 cursor, "UPDATE feedback_totals SET entries = entries + 1, bytes = bytes + ? WHERE id = 1 "
                         "RETURNING entries, bytes", (entry.size,))
-            if entries > self.max_entries or size > self.max_bytes:
-                self.prune(cursor, entries, size)
             if self.retention_days and entry.received_at >= self.next_sweep:
                 self.forget_older_than(cursor, entry.received_at - self.retention_days * SECONDS_PER_DAY)
                 self.next_sweep = entry.received_at + RETENTION_SWEEP_SECONDS
+                entries, size = self.fetchone(cursor, "SELECT entries, bytes FROM feedback_totals WHERE id = 1")
+            if entries > self.max_entries or size > self.max_bytes:
+                self.prune(cursor, entries, size)
         return True
 
+    def rule_accepts(self, cursor, entry):
+        """Whether the operator's rule accepts `entry` without review."""
+        if self.accept_rule(cursor) != "confirmations":
+            return False
+        return entry.correct and entry.server_read is not None and entry.server_read == entry.label
+
+    def accept_rule(self, cursor=None):
+        """The operator's rule for new entries (one of ACCEPT_RULES)."""
+        if cursor is None:
+            with self.transaction() as cursor:
+                return self.accept_rule(cursor)
+        row = self.fetchone(cursor, "SELECT value FROM feedback_settings WHERE name = 'accept_rule'")
+        return row[0] if row else "none"
+
+    def set_accept_rule(self, rule):
+        if rule not in ACCEPT_RULES:
+            raise ValueError(f"the rule must be one of {', '.join(ACCEPT_RULES)}")
+        with self.transaction(exclusive=True) as cursor:
+            self.run(cursor, "INSERT INTO feedback_settings (name, value) VALUES ('accept_rule', ?) "
+                             "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (rule,))
+
+    def review(self, ids, decision):
+        """Accept or reject the entries `ids`; the number changed. An accepted entry's held-out draw is made once."""
+        if decision not in (ACCEPTED, REJECTED):
+            raise ValueError(f"a review is {ACCEPTED} or {REJECTED}")
+        ids = list(dict.fromkeys(ids))
+        held_out = {entry_id: draw_held_out() for entry_id in ids}
+        changed = 0
+        with self.transaction(exclusive=True) as cursor:
+            for entry_id in ids:
+                self.run(cursor, "UPDATE feedback_entries SET review = ?, held_out = COALESCE(held_out, ?) "
+                                 "WHERE id = ?", (decision, held_out[entry_id] if decision == ACCEPTED else None,
+                                                  entry_id))
+                changed += cursor.rowcount
+        return changed
+
+    def take_token(self, name, per_minute, per_day, now=None):
+        """Count one request against the bucket `name`: None if allowed, else (which limit, seconds to wait).
+
+        A token bucket of `per_minute` tokens refilled at `per_minute` a minute, and at most `per_day` a UTC day.
+        """
+        now = time.time() if now is None else now
+        day = int(now // SECONDS_PER_DAY)
+        with self.transaction(exclusive=True) as cursor:
+            row = self.fetchone(cursor, "SELECT tokens, updated, day, used FROM feedback_buckets WHERE name = ?",
+                                (name,))
+            tokens, updated, bucket_day, used = row or (float(per_minute), now, day, 0)
+            tokens = min(float(per_minute), tokens + max(0.0, now - updated) * per_minute / 60)
+            if bucket_day != day:
+                used = 0
+            if used >= per_day:
+                return "day", SECONDS_PER_DAY - int(now % SECONDS_PER_DAY)
+            if tokens < 1:
+                return "minute", max(1, round((1 - tokens) * 60 / per_minute))
+            self.run(cursor, "INSERT INTO feedback_buckets (name, tokens, updated, day, used) VALUES (?, ?, ?, ?, ?) "
+                             "ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated, "
+                             "day = excluded.day, used = excluded.used", (name, tokens - 1, now, day, used + 1))
+            if now >= self.next_bucket_sweep:  # buckets untouched for a day hold nothing worth keeping
+                self.run(cursor, "DELETE FROM feedback_buckets WHERE updated < ?", (now - 2 * SECONDS_PER_DAY,))
+                self.next_bucket_sweep = now + RETENTION_SWEEP_SECONDS
+        return None
+
     def prune(self, cursor, entries, size):
-        """Delete the oldest confirmations, then (only if there are none left) the oldest corrections."""
+        """Delete the oldest rejected entries until under the bounds; StoreFullError if they are not enough."""
         entries_goal, bytes_goal = int(self.max_entries * PRUNE_TO), int(self.max_bytes * PRUNE_TO)
         while entries > entries_goal or size > bytes_goal:
             batch = max(1, min(PRUNE_BATCH, entries - entries_goal))
             sizes = self.fetchall(
                 cursor, "DELETE FROM feedback_entries WHERE id IN (SELECT id FROM feedback_entries "
-                        "ORDER BY correct DESC, received_at LIMIT ?) RETURNING size", (batch,))
+                        "WHERE review = ? ORDER BY received_at LIMIT ?) RETURNING size", (REJECTED, batch))
             if not sizes:
                 break
             entries, size = self.subtract(cursor, sizes)
+        if entries > self.max_entries or size > self.max_bytes:
+            # Rolls the insert back: accepted corrections and entries awaiting review are never dropped for it.
+            raise StoreFullError("the feedback store is full of entries that are accepted or await review")
 
     def forget_older_than(self, cursor, cutoff):
         sizes = self.fetchall(cursor, "DELETE FROM feedback_entries WHERE received_at < ? RETURNING size", (cutoff,))
@@ -173,29 +277,44 @@ class Store:
                              (len(sizes), sum(row[0] for row in sizes)))
 
     def counts(self):
-        """{"entries", "corrections", "bytes"} now in the store."""
+        """{"entries", "corrections", "bytes", "pending", "accepted", "rejected"} now in the store."""
         with self.transaction() as cursor:
             entries, size = self.fetchone(cursor, "SELECT entries, bytes FROM feedback_totals WHERE id = 1")
             corrections = self.fetchone(cursor, "SELECT count(*) FROM feedback_entries WHERE correct = 0")[0]
-        return {"entries": entries, "corrections": corrections, "bytes": size}
+            reviews = dict(self.fetchall(cursor, "SELECT review, count(*) FROM feedback_entries GROUP BY review"))
+        return {"entries": entries, "corrections": corrections, "bytes": size,
+                **{review: reviews.get(review, 0) for review in REVIEWS}}
 
     def accuracy_by_day(self):
-        """[(day, model, entries, confirmed)], newest day first (the number reader has model ids of its own)."""
+        """[(day, model, entries, agreed, entries named for another model)], newest day first.
+
+        `model` is the model the server read the stored drawing with, `agreed` how often that reading is the
+        visitor's label: nothing here is the client's claim. Entries never read by the server are left out.
+        """
         with self.transaction() as cursor:
-            return self.fetchall(cursor, "SELECT day, model, count(*), sum(correct) FROM feedback_entries "
-                                         "GROUP BY day, model ORDER BY day DESC, model")
+            return self.fetchall(cursor, "SELECT day, read_model, count(*), "
+                                         "sum(CASE WHEN server_read = label THEN 1 ELSE 0 END), "
+                                         "sum(CASE WHEN model = read_model THEN 0 ELSE 1 END) "
+                                         "FROM feedback_entries WHERE server_read IS NOT NULL "
+                                         "GROUP BY day, read_model ORDER BY day DESC, read_model")
 
     def confusion(self):
-        """[(label, shown, count)] of digit entries: what visitors said against what the page showed."""
+        """[(label, read, count)] of digit entries: what visitors said against what the server reads."""
         with self.transaction() as cursor:
-            return self.fetchall(cursor, "SELECT label, CASE WHEN verdict = 'not_digit' THEN 'not_digit' "
-                                         "ELSE CAST(predicted AS TEXT) END, count(*) FROM feedback_entries "
-                                         "WHERE mode = 'digit' GROUP BY 1, 2")
+            return self.fetchall(cursor, "SELECT label, server_read, count(*) FROM feedback_entries "
+                                         "WHERE mode = 'digit' AND server_read IS NOT NULL GROUP BY 1, 2")
 
     def latest_corrections(self, limit):
         with self.transaction() as cursor:
             rows = self.fetchall(cursor, f"SELECT {ENTRY_COLUMNS} FROM feedback_entries WHERE correct = 0 "
                                          "ORDER BY received_at DESC LIMIT ?", (limit,))
+        return [self.as_dict(row) for row in rows]
+
+    def pending(self, limit):
+        """The oldest entries awaiting review, at most `limit`."""
+        with self.transaction() as cursor:
+            rows = self.fetchall(cursor, f"SELECT {ENTRY_COLUMNS} FROM feedback_entries WHERE review = ? "
+                                         "ORDER BY received_at, id LIMIT ?", (PENDING, limit))
         return [self.as_dict(row) for row in rows]
 
     def entries(self, page_size=500):
@@ -219,6 +338,7 @@ class Store:
         entry = dict(zip(names, row))
         entry["image"] = bytes(entry["image"])
         entry["correct"] = bool(entry["correct"])
+        entry["held_out"] = None if entry["held_out"] is None else bool(entry["held_out"])
         number = entry.pop("number")
         if entry["mode"] == NUMBER_MODE:
             entry["predicted"] = number
@@ -234,3 +354,8 @@ class Store:
     def fetchall(self, cursor, sql, parameters=()):
         self.run(cursor, sql, parameters)
         return cursor.fetchall()
+
+
+def draw_held_out():
+    """The server's draw: 1 (held out for the gate) once in HELD_OUT_EVERY, else 0; no client chooses it."""
+    return int(secrets.randbelow(HELD_OUT_EVERY) == 0)
