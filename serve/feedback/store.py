@@ -4,6 +4,8 @@ The SQL is written once with `?` placeholders; every value travels as a paramete
 Subclasses supply connections, the dialect's column types and how the driver reports a full disk.
 """
 
+import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -108,6 +110,7 @@ class Store:
         self.local = threading.local()
         self.next_sweep = 0.0
         self.next_bucket_sweep = 0.0
+        self.bucket_key = None
         self.migrated = False
         self.migrate_lock = threading.Lock()
 
@@ -233,6 +236,7 @@ class Store:
         now = time.time() if now is None else now
         day = int(now // SECONDS_PER_DAY)
         with self.transaction(exclusive=True) as cursor:
+            name = self.bucket_name(cursor, name)
             row = self.fetchone(cursor, "SELECT tokens, updated, day, used FROM feedback_buckets WHERE name = ?",
                                 (name,))
             tokens, updated, bucket_day, used = row or (float(per_minute), now, day, 0)
@@ -250,6 +254,17 @@ class Store:
                 self.run(cursor, "DELETE FROM feedback_buckets WHERE updated < ?", (now - 2 * SECONDS_PER_DAY,))
                 self.next_bucket_sweep = now + RETENTION_SWEEP_SECONDS
         return None
+
+    def bucket_name(self, cursor, name):
+        """`name` keyed with the store's own secret: no client address is kept in the store, even for a day."""
+        if self.bucket_key is None:
+            row = self.fetchone(cursor, "SELECT value FROM feedback_settings WHERE name = 'bucket_key'")
+            if row is None:
+                self.run(cursor, "INSERT INTO feedback_settings (name, value) VALUES ('bucket_key', ?) "
+                                 "ON CONFLICT (name) DO NOTHING", (secrets.token_hex(32),))
+                row = self.fetchone(cursor, "SELECT value FROM feedback_settings WHERE name = 'bucket_key'")
+            self.bucket_key = bytes.fromhex(row[0])
+        return hmac.new(self.bucket_key, name.encode(), hashlib.sha256).hexdigest()
 
     def prune(self, cursor, entries, size):
         """Delete the oldest rejected entries until under the bounds; StoreFullError if they are not enough."""
