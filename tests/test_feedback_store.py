@@ -12,8 +12,8 @@ from PIL import Image, ImageDraw
 from dataclasses import replace
 
 from serve.feedback import StoreError, StoreFullError, open_store
-from serve.feedback.entry import Entry
-from serve.feedback.store import SCHEMA_VERSION
+from feedback.entry import Entry
+from feedback.store import SCHEMA_VERSION
 
 DAY = 86400
 STORED_COLUMNS = {"id", "received_at", "day", "model", "predicted", "verdict", "label", "correct", "image",

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from serve.feedback.limits import ClientLimits
-from serve.feedback.store import Store, StoreError, StoreFullError
+from feedback.store import Store, StoreError, StoreFullError
 
 __all__ = ["CONFIG_DEFAULTS", "ConfigError", "init_app", "open_store", "StoreError", "StoreFullError"]
 
@@ -134,13 +134,13 @@ def open_store(config):
     }
     url = config.get("FEEDBACK_URL")
     if url:
-        from serve.feedback.postgres_store import PostgresStore, check_url
+        from feedback.postgres_store import PostgresStore, check_url
 
         try:
             return PostgresStore(check_url(url), **bounds)
         except ValueError as error:
             raise ConfigError(f"SERVE_FEEDBACK_URL: {error}") from None
-    from serve.feedback.sqlite_store import SQLiteStore
+    from feedback.sqlite_store import SQLiteStore
 
     return SQLiteStore(config["FEEDBACK_DB"], **bounds)
 

@@ -3,7 +3,7 @@
 import dataclasses
 
 from serve.decode import MAX_DECODED_SIDE, MAX_NUMBER_DECODED_SIDE, decode_image
-from serve.feedback.entry import NUMBER_MODE, shown
+from feedback.entry import NUMBER_MODE, shown
 
 
 def read_again(entry, model, max_pixels):

@@ -12,14 +12,15 @@ from werkzeug.exceptions import (
 
 from serve.decode import InputError, TooLargeError
 from serve.feedback import StoreUnavailable, stats
-from serve.feedback.entry import DIGIT_MODE, parse_entry
+from feedback.entry import DIGIT_MODE
+from serve.feedback.parse import parse_entry
 from serve.feedback.limits import RateLimited
 from serve.feedback.operator import (
     NO_STORE, checked_ids, csrf_token, is_operator, login_page, require_form_operator, require_operator, sign_in,
     sign_out,
 )
 from serve.feedback.reading import read_again
-from serve.feedback.store import ACCEPT_RULES, ACCEPTED, REJECTED, StoreError, StoreFullError
+from feedback.store import ACCEPT_RULES, ACCEPTED, REJECTED, StoreError, StoreFullError
 
 blueprint = Blueprint("feedback", __name__, template_folder="templates")
 
@@ -143,7 +144,8 @@ def export():
 
 
 def export_line(entry):
-    """One entry as the JSON line POST /feedback took, plus when it arrived and whether it was a correction."""
+    """One entry as the JSON line POST /feedback took, plus when it arrived, whether it was a correction, its
+    review, the server's held-out draw (null until accepted) and the server's own reading."""
     label = entry["label"]
     document = {
         "id": entry["id"],
@@ -157,6 +159,10 @@ def export_line(entry):
         "correct": entry["correct"],
         "image": base64.b64encode(entry["image"]).decode("ascii"),
         "strokes": json.loads(entry["strokes"]) if entry["strokes"] else None,
+        "review": entry["review"],
+        "held_out": entry["held_out"],
+        "server_read": entry["server_read"],
+        "read_model": entry["read_model"],
     }
     return json.dumps(document, separators=(",", ":")) + "\n"
 

@@ -6,8 +6,8 @@ import time
 
 from PIL import Image, ImageDraw, ImageFont
 
-from serve.feedback.entry import MAX_IMAGE_SIZE, NOT_DIGIT, shown
-from serve.feedback.store import ACCEPT_RULES
+from feedback.entry import MAX_IMAGE_SIZE, NOT_DIGIT, shown
+from feedback.store import ACCEPT_RULES
 
 CLASSES = [str(digit) for digit in range(10)] + [NOT_DIGIT]
 SHORT_NAMES = {NOT_DIGIT: "X"}  # the picture's axis names "not a digit" X

@@ -11,7 +11,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from serve.feedback.entry import NUMBER_MODE
+from feedback.entry import NUMBER_MODE
 
 # Each migration is the list of statements that takes the schema from the previous version to its own.
 # {blob} and {real} are the dialect's column types; they are constants, never data.

@@ -5,7 +5,7 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
-from serve.feedback.store import Store, StoreError, StoreFullError
+from feedback.store import Store, StoreError, StoreFullError
 
 # Several server processes may share the file: a writer waits this long for another's lock.
 BUSY_TIMEOUT_SECONDS = 10

@@ -2,7 +2,7 @@
 
 from contextlib import contextmanager
 
-from serve.feedback.store import Store, StoreError, StoreFullError
+from feedback.store import Store, StoreError, StoreFullError
 
 CONNECT_TIMEOUT_SECONDS = 5
 # pg_advisory_xact_lock key for writers, so pruning and the running totals see one insert at a time.
