@@ -258,6 +258,7 @@ QUEUE_SCRIPT = """async ([url, entries]) => {
 @pytest.mark.parametrize("status, left", [(400, 0), (413, 0), (404, 0), (503, 3), (429, 3)])
 def test_the_queue_drops_what_the_server_refuses_for_good_and_keeps_the_rest(open_page, feedback_server, status, left):
     page = open_page(feedback_server, "/?auto=0&feedback=0", service_workers="block")
+    page.wait_for_selector(RUNTIME_READY)  # the page's own loading is done before the context closes
     page.route("**/answers", lambda route: route.fulfill(status=status, json={"error": "no"},
                                                         headers={"Retry-After": "300"}))
     assert page.evaluate(QUEUE_SCRIPT, ["/answers", 3]) == left
@@ -266,6 +267,7 @@ def test_the_queue_drops_what_the_server_refuses_for_good_and_keeps_the_rest(ope
 @pytest.mark.console_errors(NETWORK_FAILURE)
 def test_the_queue_is_bounded_and_lets_the_oldest_go(open_page, feedback_server):
     page = open_page(feedback_server, "/?auto=0&feedback=0", service_workers="block")
+    page.wait_for_selector(RUNTIME_READY)
     page.route("**/away", lambda route: route.abort())
     limit = page.evaluate("async () => (await import('/feedback-queue.js')).MAX_QUEUED")
     assert page.evaluate(QUEUE_SCRIPT, ["/away", limit + 5]) == limit
