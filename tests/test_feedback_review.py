@@ -16,7 +16,7 @@ import urllib.parse
 
 import numpy as np
 
-from serve.front import free_port
+from serve.front import free_port, wait_for_port
 from tests.conftest import ROOT
 from tests.feedback_helpers import TOKEN, export, feedback_document, operator_post, operator_session
 from tests.front_fixtures import wait_until
@@ -103,6 +103,7 @@ def test_two_clients_behind_make_front_are_limited_separately(tmp_path):
     try:
         assert wait_until(lambda: "serve.front: nginx on http://127.0.0.1" in log_path.read_text(), 120), \
             log_path.read_text()[-2000:]
+        wait_for_port("127.0.0.1", port, front)  # the banner comes as nginx starts, not once it listens
         base_url = f"http://127.0.0.1:{port}"
         # A forged X-Forwarded-For does not make a new client: nginx appends the real address, the app trusts one hop.
         client_a = [send(base_url, feedback_document(), "127.0.0.2", {"X-Forwarded-For": f"10.0.0.{index}"})[0]

@@ -72,13 +72,11 @@ def add_feedback():
     if request.content_length is None or request.content_length > max_body:
         raise RequestEntityTooLarge(f"feedback body too large or of unknown length; the limit is {max_body} bytes")
     try:
-        feedback.limits.check(request.remote_addr)
+        feedback.limits.check(request.remote_addr)  # counted in the store: a full or failing one says so here
     except RateLimited as error:
         raise TooManyRequests(str(error), retry_after=error.retry_after) from None
     except StoreError as error:
-        current_app.logger.error("%s", error)
-        raise ServiceUnavailable("the feedback store cannot take entries now; try again later",
-                                 retry_after=store_retry_seconds()) from None
+        raise store_refusal(error) from None
     model = current_app.extensions["model"]
     try:
         number_verdicts = model.numbers.verdicts if model.numbers is not None else None
@@ -90,15 +88,19 @@ def add_feedback():
         raise BadRequest(str(error)) from None
     try:
         is_new = feedback.store.add(entry)
-    except StoreFullError as error:
-        current_app.logger.error("%s", error)
-        raise InsufficientStorage("the feedback store is full (entries awaiting review count too); "
-                                  "the entry was not stored") from None
     except StoreError as error:
-        current_app.logger.error("%s", error)
-        raise ServiceUnavailable("the feedback store cannot take entries now; try again later",
-                                 retry_after=store_retry_seconds()) from None
+        raise store_refusal(error) from None
     return {"id": entry.id}, 201 if is_new else 200
+
+
+def store_refusal(error):
+    """The HTTP error for a store that did not take an entry: 507 when full, else 503 (logged either way)."""
+    current_app.logger.error("%s", error)
+    if isinstance(error, StoreFullError):
+        return InsufficientStorage("the feedback store is full (entries awaiting review count too); "
+                                   "the entry was not stored")
+    return ServiceUnavailable("the feedback store cannot take entries now; try again later",
+                              retry_after=store_retry_seconds())
 
 
 def store_retry_seconds():
