@@ -158,6 +158,10 @@ class Store:
         with self.transaction(exclusive=True) as cursor:
             # A write that changes nothing: a read-only file or database refuses it all the same.
             self.run(cursor, "UPDATE feedback_totals SET entries = entries WHERE id = 1")
+            if self.retention_days:  # also at start-up, so a store that takes no new entries still forgets
+                now = time.time()
+                self.forget_older_than(cursor, now - self.retention_days * SECONDS_PER_DAY)
+                self.next_sweep = now + RETENTION_SWEEP_SECONDS
 
     def schema_version(self):
         with self.transaction() as cursor:
@@ -266,6 +270,19 @@ class Store:
             self.bucket_key = bytes.fromhex(row[0])
         return hmac.new(self.bucket_key, name.encode(), hashlib.sha256).hexdigest()
 
+    def delete(self, ids=(), day=None):
+        """Delete the entries `ids`, or every entry received on `day` (YYYY-MM-DD, UTC); the number deleted."""
+        deleted = []
+        with self.transaction(exclusive=True) as cursor:
+            if day is not None:
+                deleted += self.fetchall(cursor, "DELETE FROM feedback_entries WHERE day = ? RETURNING size", (day,))
+            for entry_id in dict.fromkeys(ids):
+                deleted += self.fetchall(cursor, "DELETE FROM feedback_entries WHERE id = ? RETURNING size",
+                                         (entry_id,))
+            if deleted:
+                self.subtract(cursor, deleted)
+        return len(deleted)
+
     def prune(self, cursor, entries, size):
         """Delete the oldest rejected entries until under the bounds; StoreFullError if they are not enough."""
         entries_goal, bytes_goal = int(self.max_entries * PRUNE_TO), int(self.max_bytes * PRUNE_TO)
@@ -324,6 +341,11 @@ class Store:
             rows = self.fetchall(cursor, f"SELECT {ENTRY_COLUMNS} FROM feedback_entries WHERE correct = 0 "
                                          "ORDER BY received_at DESC LIMIT ?", (limit,))
         return [self.as_dict(row) for row in rows]
+
+    def days(self):
+        """[(day, entries)] of every day with entries, newest first."""
+        with self.transaction() as cursor:
+            return self.fetchall(cursor, "SELECT day, count(*) FROM feedback_entries GROUP BY day ORDER BY day DESC")
 
     def pending(self, limit):
         """The oldest entries awaiting review, at most `limit`."""

@@ -278,3 +278,15 @@ def test_the_queue_is_bounded_and_lets_the_oldest_go(open_page, feedback_server)
       };
     })""")
     assert oldest == 5
+
+
+def test_the_page_says_beside_the_buttons_that_a_tap_keeps_the_drawing(open_page, feedback_server):
+    page = open_page(feedback_server, "/?auto=0")
+    answer_a_drawing(page)
+    note = page.locator('[data-testid="feedback-note"]')
+    assert note.is_visible() and "keeps your drawing" in note.text_content()
+    box, right = note.bounding_box(), page.locator(RIGHT).bounding_box()
+    assert box["y"] + box["height"] <= 480 and abs(box["y"] - (right["y"] + right["height"])) < 40  # just below
+    page.click(RIGHT)
+    page.wait_for_selector(ALL_SENT)
+    assert note.is_hidden()

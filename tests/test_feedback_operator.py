@@ -8,7 +8,8 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from serve.app import create_app
 from serve.feedback.operator import COOKIE_NAME, SESSION_SECONDS, serializer
-from tests.feedback_helpers import TOKEN, feedback_document, operator_post, operator_session, post_feedback, sign_in
+from tests.feedback_helpers import (TOKEN, export, feedback_document, operator_post, operator_session, post_feedback,
+                                    sign_in)
 from tests.server_fixtures import request
 
 
@@ -97,3 +98,38 @@ def test_the_cookie_is_secure_behind_a_trusted_tls_proxy_only(start_server, tmp_
     answer = sign_in(base_url, **{"X-Forwarded-Proto": forwarded, "X-Forwarded-For": "198.51.100.4"})
     assert answer.status == 303
     assert ("; Secure" in answer.headers["Set-Cookie"]) is secure
+
+
+def test_the_operator_deletes_ticked_entries_or_a_whole_day(operator_server):
+    documents = [feedback_document(label=1, predicted=7) for _ in range(3)]
+    for document in documents:
+        assert post_feedback(operator_server, document).status == 201
+    cookie, csrf = operator_session(operator_server)
+    assert operator_post(operator_server, "/stats/delete", [("id", documents[0]["id"])], cookie).status == 403
+    assert operator_post(operator_server, "/stats/delete", [("csrf", csrf), ("id", documents[0]["id"])],
+                         cookie).status == 303
+    assert {entry["id"] for entry in export(operator_server)} == {documents[1]["id"], documents[2]["id"]}
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert operator_post(operator_server, "/stats/delete", [("csrf", csrf), ("day", "yesterday")], cookie).status == 400
+    assert operator_post(operator_server, "/stats/delete", [("csrf", csrf), ("day", today)], cookie).status == 303
+    assert export(operator_server) == []
+    page = request(operator_server, "GET", "/stats", headers={"Cookie": cookie}).body.decode()
+    assert "0 entries waiting" in page and "kept 90 days" in page
+
+
+def test_entries_past_the_retention_are_forgotten_when_the_server_starts(tmp_path):
+    from dataclasses import replace
+
+    from feedback.entry import Entry
+    from serve.feedback import open_store
+
+    config = {"FEEDBACK_DB": str(tmp_path / "feedback.sqlite"), "ADMIN_TOKEN": TOKEN}
+    store = open_store({**config, "FEEDBACK_RETENTION_DAYS": 0})
+    old = Entry(id="00000000-0000-4000-8000-000000000001", model="m", predicted=7, verdict="digit", label="1",
+                image=b"png", strokes=None, received_at=time.time() - 91 * 86400)
+    store.add(old)
+    store.add(replace(old, id="00000000-0000-4000-8000-000000000002", received_at=time.time()))
+    store.disconnect()
+    app = create_app(config)  # the default retention, 90 days, applied as the store opens
+    kept = [entry["id"] for entry in app.extensions["feedback"].store.entries()]
+    assert kept == ["00000000-0000-4000-8000-000000000002"]

@@ -26,7 +26,9 @@ CONFIG_DEFAULTS = {
     "ADMIN_SIGN_IN_PER_DAY": 100,
     "FEEDBACK_MAX_ENTRIES": 100_000,
     "FEEDBACK_MAX_STORE_BYTES": 1024 ** 3,
-    "FEEDBACK_RETENTION_DAYS": 365,  # 0 keeps entries until the bounds prune them
+    # Drawings may hold phone numbers or PINs (number mode): every entry, accepted or not, is deleted after this
+    # many days (0 keeps entries until the operator deletes them).
+    "FEEDBACK_RETENTION_DAYS": 90,
     # A store that cannot be opened is tried again this long after (on the next request that needs it),
     # and clients are told to come back then (Retry-After).
     "FEEDBACK_STORE_RETRY_SECONDS": 30,

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import time
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, stream_with_context
@@ -24,7 +25,8 @@ from feedback.store import ACCEPT_RULES, ACCEPTED, REJECTED, StoreError, StoreFu
 
 blueprint = Blueprint("feedback", __name__, template_folder="templates")
 
-MAX_REVIEW_BATCH = 500  # entries one review form may accept or reject
+MAX_REVIEW_BATCH = 500  # entries one review form may accept, reject or delete
+DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class InsufficientStorage(HTTPException):
@@ -199,6 +201,24 @@ def review():
     except StoreError as error:
         raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
     return redirect("/stats#review", code=303)
+
+
+@blueprint.post("/stats/delete")
+def delete():
+    """Delete the ticked entries (form fields `id`), or every entry of one day (`day`, YYYY-MM-DD); back to /stats."""
+    require_form_operator()
+    day = request.form.get("day")
+    if day is not None:
+        if not DAY_PATTERN.fullmatch(day):
+            raise BadRequest('"day" must be a UTC date, YYYY-MM-DD')
+        ids = []
+    else:
+        ids = checked_ids(request.form, MAX_REVIEW_BATCH)
+    try:
+        current_app.extensions["feedback"].store.delete(ids, day)
+    except StoreError as error:
+        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
+    return redirect("/stats", code=303)
 
 
 @blueprint.post("/stats/rule")

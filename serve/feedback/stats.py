@@ -96,5 +96,7 @@ def page_data(store):
         "pending": thumbnails(store.pending(REVIEW_PAGE)),
         "rule": store.accept_rule(),
         "rules": ACCEPT_RULES,
+        "days": store.days(),
+        "retention": f"{store.retention_days:g} days" if store.retention_days else "until deleted",
         "store": store.describe(),
     }
