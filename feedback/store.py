@@ -232,10 +232,12 @@ class Store:
                 changed += cursor.rowcount
         return changed
 
-    def take_token(self, name, per_minute, per_day, now=None):
-        """Count one request against the bucket `name`: None if allowed, else (which limit, seconds to wait).
+    def take_token(self, name, per_minute, per_day, now=None, amount=1):
+        """Count `amount` (one request, or its bytes) against the bucket `name`: None if allowed, else (which
+        limit, seconds to wait).
 
-        A token bucket of `per_minute` tokens refilled at `per_minute` a minute, and at most `per_day` a UTC day.
+        A token bucket of `per_minute` tokens refilled at `per_minute` a minute (None: no rate), and at most
+        `per_day` counted a UTC day.
         """
         now = time.time() if now is None else now
         day = int(now // SECONDS_PER_DAY)
@@ -243,17 +245,19 @@ class Store:
             name = self.bucket_name(cursor, name)
             row = self.fetchone(cursor, "SELECT tokens, updated, day, used FROM feedback_buckets WHERE name = ?",
                                 (name,))
-            tokens, updated, bucket_day, used = row or (float(per_minute), now, day, 0)
-            tokens = min(float(per_minute), tokens + max(0.0, now - updated) * per_minute / 60)
+            tokens, updated, bucket_day, used = row or (float(per_minute or 1), now, day, 0)
+            if per_minute is not None:
+                tokens = min(float(per_minute), tokens + max(0.0, now - updated) * per_minute / 60)
             if bucket_day != day:
                 used = 0
-            if used >= per_day:
+            if used + amount > per_day:
                 return "day", SECONDS_PER_DAY - int(now % SECONDS_PER_DAY)
-            if tokens < 1:
+            if per_minute is not None and tokens < 1:
                 return "minute", max(1, round((1 - tokens) * 60 / per_minute))
             self.run(cursor, "INSERT INTO feedback_buckets (name, tokens, updated, day, used) VALUES (?, ?, ?, ?, ?) "
                              "ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated, "
-                             "day = excluded.day, used = excluded.used", (name, tokens - 1, now, day, used + 1))
+                             "day = excluded.day, used = excluded.used",
+                     (name, tokens - (per_minute is not None), now, day, used + amount))
             if now >= self.next_bucket_sweep:  # buckets untouched for a day hold nothing worth keeping
                 self.run(cursor, "DELETE FROM feedback_buckets WHERE updated < ?", (now - 2 * SECONDS_PER_DAY,))
                 self.next_bucket_sweep = now + RETENTION_SWEEP_SECONDS

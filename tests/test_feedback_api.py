@@ -187,3 +187,45 @@ def test_a_fleet_server_stores_into_postgresql(start_server, postgres_url, tmp_p
     assert [entry["id"] for entry in export(base_url)] == [document["id"]]
     assert request(base_url, "GET", "/stats", headers=bearer()).status == 200
     assert not (tmp_path / "unused.sqlite").exists()
+
+
+def png_chunks(data):
+    """The chunk types of a PNG, in order."""
+    chunks, offset = [], 8
+    while offset < len(data):
+        length = int.from_bytes(data[offset:offset + 4], "big")
+        chunks.append(data[offset + 4:offset + 8].decode("latin-1"))
+        offset += 12 + length
+    return chunks
+
+
+def test_the_stored_image_is_re_encoded_upright_without_ancillary_chunks(feedback_server):
+    from PIL import ImageCms, PngImagePlugin
+
+    image = Image.open(io.BytesIO(pad_png())).convert("RGBA").crop((0, 0, 280, 200))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "call me on 555-0199")
+    info.add_itxt("Note", "PIN 4321", zip=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: stand the picture up by turning it 270 degrees
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", pnginfo=info, exif=exif,
+               icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    sent = buffer.getvalue()
+    assert {"tEXt", "iTXt", "eXIf", "iCCP"} <= set(png_chunks(sent))
+    assert post_feedback(feedback_server, feedback_document(image=base64.b64encode(sent).decode())).status == 201
+    [entry] = export(feedback_server)
+    stored = base64.b64decode(entry["image"])
+    assert set(png_chunks(stored)) <= {"IHDR", "PLTE", "tRNS", "IDAT", "IEND"} and b"555-0199" not in stored
+    upright = Image.open(io.BytesIO(stored))
+    assert upright.size == (200, 280) and upright.mode == "RGBA"
+    assert upright.tobytes() == image.transpose(Image.Transpose.ROTATE_270).tobytes()
+
+
+def test_each_client_has_a_daily_byte_quota(start_server, feedback_db):
+    size = len(pad_png())
+    base_url = start_server(FEEDBACK_DB=str(feedback_db), FEEDBACK_MAX_BYTES_PER_CLIENT_DAY=size * 3 + size // 2)
+    statuses = [post_feedback(base_url, feedback_document()).status for _ in range(4)]
+    assert statuses == [201, 201, 201, 429]
+    answer = post_feedback(base_url, feedback_document())
+    assert answer.status == 429 and "bytes" in answer.json()["error"] and int(answer.headers["Retry-After"]) >= 1

@@ -22,6 +22,7 @@ CONFIG_DEFAULTS = {
     "FEEDBACK_MAX_BODY": 512 * 1024,  # bytes of one POST /feedback; a 280x280 PNG of a drawing is ~5 KB
     "FEEDBACK_RATE_PER_MINUTE": 60,  # per client, in bursts of up to as many
     "FEEDBACK_MAX_PER_CLIENT_DAY": 5000,
+    "FEEDBACK_MAX_BYTES_PER_CLIENT_DAY": 25 * 1024 ** 2,  # stored drawing bytes; a pad drawing is ~5 KB
     "ADMIN_SIGN_IN_PER_MINUTE": 5,  # operator sign-in attempts per client, in bursts of up to as many
     "ADMIN_SIGN_IN_PER_DAY": 100,
     "FEEDBACK_MAX_ENTRIES": 100_000,
@@ -39,6 +40,7 @@ LIMITS = {
     "FEEDBACK_MAX_BODY": (int, 1024),
     "FEEDBACK_RATE_PER_MINUTE": (float, 0.001),
     "FEEDBACK_MAX_PER_CLIENT_DAY": (int, 1),
+    "FEEDBACK_MAX_BYTES_PER_CLIENT_DAY": (int, 1024),
     "ADMIN_SIGN_IN_PER_MINUTE": (float, 0.001),
     "ADMIN_SIGN_IN_PER_DAY": (int, 1),
     "FEEDBACK_MAX_ENTRIES": (int, 1),
@@ -64,10 +66,11 @@ class StoreUnavailable(StoreError):
 class Feedback:
     """The store, the limits and the operator's token of a server that takes feedback."""
 
-    def __init__(self, store, limits, sign_in_limits, admin_token, retry_seconds):
+    def __init__(self, store, limits, byte_limits, sign_in_limits, admin_token, retry_seconds):
         self.store = store
         self.retry_seconds = retry_seconds
         self.limits = limits
+        self.byte_limits = byte_limits
         self.sign_in_limits = sign_in_limits
         self.admin_token = admin_token
         self.problem = None  # why the store could not be opened last time, or None once it is open
@@ -167,6 +170,8 @@ def init_app(app):
             store=store,
             limits=ClientLimits(store, "feedback", limits["FEEDBACK_RATE_PER_MINUTE"],
                                 limits["FEEDBACK_MAX_PER_CLIENT_DAY"]),
+            byte_limits=ClientLimits(store, "feedback-bytes", None, limits["FEEDBACK_MAX_BYTES_PER_CLIENT_DAY"],
+                                     unit=" bytes"),
             sign_in_limits=ClientLimits(store, "sign-in", limits["ADMIN_SIGN_IN_PER_MINUTE"],
                                         limits["ADMIN_SIGN_IN_PER_DAY"], what="signing in"),
             admin_token=read_admin_token(config),

@@ -12,6 +12,7 @@ from PIL import Image
 from feedback.entry import (
     DIGIT_MODE, MAX_IMAGE_SIZE, MODES, NOT_DIGIT, NOT_NUMBER, NUMBER_MODE, Entry,
 )
+from feedback.images import orient
 from serve.decode import InputError, TooLargeError, decode_base64, describe, json_type
 
 MAX_NUMBER_DIGITS = 16
@@ -92,7 +93,11 @@ def check_number_answer(document, verdicts):
 
 
 def check_png(data, max_width, max_height):
-    """The bytes, if they are one readable PNG of at most max_width x max_height pixels."""
+    """The drawing re-encoded, if `data` is one readable PNG of at most max_width x max_height pixels.
+
+    The store keeps only pixels: the PNG is written again upright, with no text, EXIF, ICC or other
+    ancillary chunk a client could have put in it (transparency stays, since the ink may be in it).
+    """
     if not data.startswith(PNG_SIGNATURE):
         raise InputError('"image" must be a PNG')
     try:
@@ -101,11 +106,18 @@ def check_png(data, max_width, max_height):
         if width > max_width or height > max_height:
             raise TooLargeError(f'"image" is {width}x{height}; at most {max_width}x{max_height} pixels')
         image.load()
+        upright = orient(image)
     except TooLargeError:
         raise
     except Exception as error:  # Pillow signals broken files with many exception types
         raise InputError(f'"image" cannot be decoded: {describe(error)}') from None
-    return data
+    if upright.width > max_width or upright.height > max_height:
+        raise TooLargeError(f'"image" stands {upright.width}x{upright.height} upright; at most {max_width}x{max_height}')
+    clean = upright.copy()
+    clean.info = {key: value for key, value in upright.info.items() if key == "transparency"}
+    buffer = io.BytesIO()
+    clean.save(buffer, "PNG", optimize=False)
+    return buffer.getvalue()
 
 
 def compact_strokes(strokes):

@@ -89,7 +89,10 @@ def add_feedback():
     except InputError as error:
         raise BadRequest(str(error)) from None
     try:
+        feedback.byte_limits.check(request.remote_addr, amount=entry.size)
         is_new = feedback.store.add(entry)
+    except RateLimited as error:
+        raise TooManyRequests(str(error), retry_after=error.retry_after) from None
     except StoreError as error:
         raise store_refusal(error) from None
     return {"id": entry.id}, 201 if is_new else 200
