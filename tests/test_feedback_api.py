@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from serve.app import SECURITY_HEADERS
-from serve.feedback import open_store
 from feedback.entry import Entry
+from serve.feedback import open_store
 from tests.feedback_helpers import TOKEN, bearer, export, feedback_document, pad_png, post_feedback, sign_in
 from tests.server_fixtures import post, request
 

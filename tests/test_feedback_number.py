@@ -8,12 +8,12 @@ import uuid
 import pytest
 from PIL import Image, ImageDraw
 
-from reader.contract import NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH, PAD_SIDE
-from serve.feedback import open_store
-from serve.decode import MAX_NUMBER_DECODED_SIDE
 from feedback.entry import MAX_IMAGE_SIZE, Entry
-from serve.feedback.routes import export_line
 from feedback.store import MIGRATIONS, SCHEMA_VERSION
+from reader.contract import NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH, PAD_SIDE
+from serve.decode import MAX_NUMBER_DECODED_SIDE
+from serve.feedback import open_store
+from serve.feedback.routes import export_line
 from tests.feedback_helpers import TOKEN, bearer, export, feedback_document, pad_png, post_feedback
 from tests.server_fixtures import request
 from train.feedback import read_corrections

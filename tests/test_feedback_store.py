@@ -5,15 +5,14 @@ import sqlite3
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 from PIL import Image, ImageDraw
 
-from dataclasses import replace
-
-from serve.feedback import StoreError, StoreFullError, open_store
 from feedback.entry import Entry
 from feedback.store import SCHEMA_VERSION
+from serve.feedback import StoreError, StoreFullError, open_store
 
 DAY = 86400
 STORED_COLUMNS = {"id", "received_at", "day", "model", "predicted", "verdict", "label", "correct", "image",

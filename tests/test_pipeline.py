@@ -72,8 +72,8 @@ def test_retraining_on_a_handful_of_corrections_keeps_the_model_and_the_gate_pri
     import time
     import uuid
 
-    from serve.feedback import open_store
     from feedback.entry import Entry
+    from serve.feedback import open_store
     from tests.feedback_helpers import TOKEN, export, operator_post, operator_session
     from tests.server_fixtures import encode, enlarge
     from tests.test_browser_feedback import ALL_SENT, WRONG, another_label, answer_a_drawing

@@ -9,8 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+from feedback.store import StoreError, StoreFullError
 from serve.feedback.limits import ClientLimits
-from feedback.store import Store, StoreError, StoreFullError
 
 __all__ = ["CONFIG_DEFAULTS", "ConfigError", "init_app", "open_store", "StoreError", "StoreFullError"]
 

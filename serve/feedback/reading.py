@@ -2,8 +2,8 @@
 
 import dataclasses
 
-from serve.decode import MAX_DECODED_SIDE, MAX_NUMBER_DECODED_SIDE, decode_image
 from feedback.entry import NUMBER_MODE, shown
+from serve.decode import MAX_DECODED_SIDE, MAX_NUMBER_DECODED_SIDE, decode_image
 
 
 def read_again(entry, model, max_pixels):

@@ -11,17 +11,17 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
+from feedback.entry import DIGIT_MODE
+from feedback.store import ACCEPT_RULES, ACCEPTED, REJECTED, StoreError, StoreFullError
 from serve.decode import InputError, TooLargeError
 from serve.feedback import StoreUnavailable, stats
-from feedback.entry import DIGIT_MODE
-from serve.feedback.parse import parse_entry
 from serve.feedback.limits import RateLimited
 from serve.feedback.operator import (
     NO_STORE, checked_ids, csrf_token, is_operator, login_page, require_form_operator, require_operator, sign_in,
     sign_out,
 )
+from serve.feedback.parse import parse_entry
 from serve.feedback.reading import read_again
-from feedback.store import ACCEPT_RULES, ACCEPTED, REJECTED, StoreError, StoreFullError
 
 blueprint = Blueprint("feedback", __name__, template_folder="templates")
 
