@@ -97,6 +97,14 @@ class StoreFullError(StoreError):
     """The disk or database is full, or the store's bounds are reached by entries it may not drop (HTTP 507)."""
 
 
+class QuotaExceeded(Exception):
+    """A client's daily byte quota is used up; `retry_after` is in seconds (HTTP 429)."""
+
+    def __init__(self, quota, retry_after):
+        super().__init__(f"too much feedback from this client today: the limit is {quota} bytes")
+        self.retry_after = retry_after
+
+
 class Store:
     """A bounded table of feedback entries; thread-safe (one connection per thread)."""
 
@@ -167,11 +175,13 @@ class Store:
         with self.transaction() as cursor:
             return self.fetchone(cursor, "SELECT max(version) FROM feedback_schema")[0]
 
-    def add(self, entry):
+    def add(self, entry, byte_quota=None):
         """Store `entry`; True if it is new, False if its id was already stored (nothing changes then).
 
         A new entry waits for review unless the operator's rule accepts it. Raises StoreFullError when the
         bounds are reached and no rejected entry is left to drop: pending and accepted entries are never dropped.
+        `byte_quota` (bucket name, bytes a day) counts a new entry's bytes in the same transaction, and raises
+        QuotaExceeded, storing nothing, when they would go over.
         """
         with self.transaction(exclusive=True) as cursor:
             is_number = entry.mode == NUMBER_MODE
@@ -185,6 +195,10 @@ class Store:
                       time.strftime("%Y-%m-%d", time.gmtime(entry.received_at)), entry.size))
             if cursor.rowcount != 1:
                 return False
+            if byte_quota is not None:
+                over = self.count(cursor, byte_quota[0], None, byte_quota[1], entry.received_at, entry.size)
+                if over is not None:
+                    raise QuotaExceeded(byte_quota[1], over[1])  # rolls the insert back
             entries, size = self.fetchone(
                 cursor, "UPDATE feedback_totals SET entries = entries + 1, bytes = bytes + ? WHERE id = 1 "
                         "RETURNING entries, bytes", (entry.size,))
@@ -239,28 +253,30 @@ class Store:
         A token bucket of `per_minute` tokens refilled at `per_minute` a minute (None: no rate), and at most
         `per_day` counted a UTC day.
         """
-        now = time.time() if now is None else now
-        day = int(now // SECONDS_PER_DAY)
         with self.transaction(exclusive=True) as cursor:
-            name = self.bucket_name(cursor, name)
-            row = self.fetchone(cursor, "SELECT tokens, updated, day, used FROM feedback_buckets WHERE name = ?",
-                                (name,))
-            tokens, updated, bucket_day, used = row or (float(per_minute or 1), now, day, 0)
-            if per_minute is not None:
-                tokens = min(float(per_minute), tokens + max(0.0, now - updated) * per_minute / 60)
-            if bucket_day != day:
-                used = 0
-            if used + amount > per_day:
-                return "day", SECONDS_PER_DAY - int(now % SECONDS_PER_DAY)
-            if per_minute is not None and tokens < 1:
-                return "minute", max(1, round((1 - tokens) * 60 / per_minute))
-            self.run(cursor, "INSERT INTO feedback_buckets (name, tokens, updated, day, used) VALUES (?, ?, ?, ?, ?) "
-                             "ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated, "
-                             "day = excluded.day, used = excluded.used",
-                     (name, tokens - (per_minute is not None), now, day, used + amount))
-            if now >= self.next_bucket_sweep:  # buckets untouched for a day hold nothing worth keeping
-                self.run(cursor, "DELETE FROM feedback_buckets WHERE updated < ?", (now - 2 * SECONDS_PER_DAY,))
-                self.next_bucket_sweep = now + RETENTION_SWEEP_SECONDS
+            return self.count(cursor, name, per_minute, per_day, time.time() if now is None else now, amount)
+
+    def count(self, cursor, name, per_minute, per_day, now, amount):
+        """take_token inside the caller's transaction."""
+        day = int(now // SECONDS_PER_DAY)
+        name = self.bucket_name(cursor, name)
+        row = self.fetchone(cursor, "SELECT tokens, updated, day, used FROM feedback_buckets WHERE name = ?", (name,))
+        tokens, updated, bucket_day, used = row or (float(per_minute or 1), now, day, 0)
+        if per_minute is not None:
+            tokens = min(float(per_minute), tokens + max(0.0, now - updated) * per_minute / 60)
+        if bucket_day != day:
+            used = 0
+        if used + amount > per_day:
+            return "day", SECONDS_PER_DAY - int(now % SECONDS_PER_DAY)
+        if per_minute is not None and tokens < 1:
+            return "minute", max(1, round((1 - tokens) * 60 / per_minute))
+        self.run(cursor, "INSERT INTO feedback_buckets (name, tokens, updated, day, used) VALUES (?, ?, ?, ?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated, "
+                         "day = excluded.day, used = excluded.used",
+                 (name, tokens - (per_minute is not None), now, day, used + amount))
+        if now >= self.next_bucket_sweep:  # buckets untouched for a day hold nothing worth keeping
+            self.run(cursor, "DELETE FROM feedback_buckets WHERE updated < ?", (now - 2 * SECONDS_PER_DAY,))
+            self.next_bucket_sweep = now + RETENTION_SWEEP_SECONDS
         return None
 
     def bucket_name(self, cursor, name):

@@ -66,11 +66,11 @@ class StoreUnavailable(StoreError):
 class Feedback:
     """The store, the limits and the operator's token of a server that takes feedback."""
 
-    def __init__(self, store, limits, byte_limits, sign_in_limits, admin_token, retry_seconds):
+    def __init__(self, store, limits, bytes_per_client_day, sign_in_limits, admin_token, retry_seconds):
         self.store = store
         self.retry_seconds = retry_seconds
         self.limits = limits
-        self.byte_limits = byte_limits
+        self.bytes_per_client_day = bytes_per_client_day
         self.sign_in_limits = sign_in_limits
         self.admin_token = admin_token
         self.problem = None  # why the store could not be opened last time, or None once it is open
@@ -97,6 +97,10 @@ class Feedback:
             if self.problem is not None:
                 log.warning("feedback available again: %s", self.store.describe())
             self.problem = None
+
+    def byte_quota(self, client):
+        """The store's byte_quota for a new entry from `client`."""
+        return f"feedback-bytes:{client}", self.bytes_per_client_day
 
     @property
     def retry_after(self):
@@ -170,8 +174,7 @@ def init_app(app):
             store=store,
             limits=ClientLimits(store, "feedback", limits["FEEDBACK_RATE_PER_MINUTE"],
                                 limits["FEEDBACK_MAX_PER_CLIENT_DAY"]),
-            byte_limits=ClientLimits(store, "feedback-bytes", None, limits["FEEDBACK_MAX_BYTES_PER_CLIENT_DAY"],
-                                     unit=" bytes"),
+            bytes_per_client_day=limits["FEEDBACK_MAX_BYTES_PER_CLIENT_DAY"],
             sign_in_limits=ClientLimits(store, "sign-in", limits["ADMIN_SIGN_IN_PER_MINUTE"],
                                         limits["ADMIN_SIGN_IN_PER_DAY"], what="signing in"),
             admin_token=read_admin_token(config),

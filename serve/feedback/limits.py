@@ -15,25 +15,21 @@ class RateLimited(Exception):
 
 
 class ClientLimits:
-    """`per_minute` requests a minute (bursts up to that many; None: no rate) and `per_day` a day (requests, or
-    bytes when each check counts its bytes), for each client, of one kind."""
+    """`per_minute` requests a minute (bursts up to that many) and `per_day` a day, for each client, of one kind."""
 
-    def __init__(self, store, kind, per_minute, per_day, what="feedback", unit=""):
+    def __init__(self, store, kind, per_minute, per_day, what="feedback"):
         self.store = store
         self.kind = kind
         self.per_minute = per_minute
         self.per_day = per_day
         self.what = what
-        self.unit = unit
 
-    def check(self, client, now=None, amount=1):
-        """Count `amount` (a request, or its bytes) from `client`, or raise RateLimited; StoreError when the
-        store cannot count."""
-        over = self.store.take_token(f"{self.kind}:{client}", self.per_minute, self.per_day, now, amount)
+    def check(self, client, now=None):
+        """Count one request from `client`, or raise RateLimited; StoreError when the store cannot count."""
+        over = self.store.take_token(f"{self.kind}:{client}", self.per_minute, self.per_day, now)
         if over is None:
             return
         limit, retry_after = over
         if limit == "day":
-            raise RateLimited(f"too much {self.what} from this client today: the limit is {self.per_day}{self.unit}",
-                              retry_after)
+            raise RateLimited(f"too much {self.what} from this client today: the limit is {self.per_day}", retry_after)
         raise RateLimited(f"too much {self.what} at once: the limit is {self.per_minute:g} a minute", retry_after)

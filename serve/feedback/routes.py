@@ -12,7 +12,7 @@ from werkzeug.exceptions import (
 )
 
 from feedback.entry import DIGIT_MODE
-from feedback.store import ACCEPT_RULES, ACCEPTED, REJECTED, StoreError, StoreFullError
+from feedback.store import ACCEPT_RULES, ACCEPTED, REJECTED, QuotaExceeded, StoreError, StoreFullError
 from serve.decode import InputError, TooLargeError
 from serve.feedback import StoreUnavailable, stats
 from serve.feedback.limits import RateLimited
@@ -89,9 +89,8 @@ def add_feedback():
     except InputError as error:
         raise BadRequest(str(error)) from None
     try:
-        feedback.byte_limits.check(request.remote_addr, amount=entry.size)
-        is_new = feedback.store.add(entry)
-    except RateLimited as error:
+        is_new = feedback.store.add(entry, byte_quota=feedback.byte_quota(request.remote_addr))
+    except QuotaExceeded as error:
         raise TooManyRequests(str(error), retry_after=error.retry_after) from None
     except StoreError as error:
         raise store_refusal(error) from None
