@@ -142,6 +142,8 @@ def test_under_a_read_only_root_feedback_is_503_predict_answers_and_the_store_is
         assert int(answer.headers["Retry-After"]) >= 1 and "try again" in answer.json()["error"]
         assert post(server.base_url, pad_png(), "image/png").status == 200
         assert post(server.base_url, pad_png(side=280), "image/png", path="/number").status in (200, 422)
+    time.sleep(1.1)  # past the retry: the server tries the store again, and it still fails
+    assert post_feedback(server.base_url, feedback_document()).status == 503
     log = server.log_path.read_text()
     [line] = [line for line in log.splitlines() if "feedback unavailable" in line]  # said once, at start-up
     assert "Read-only file system" in line and "/var/lib/digit-kiosk/feedback.sqlite" in line, line

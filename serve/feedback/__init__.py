@@ -80,7 +80,7 @@ class Feedback:
     def open(self):
         """Open the store (at start-up, and again at most every `retry_seconds` while it fails).
 
-        Raises StoreUnavailable while it cannot be opened, created or written; each failed attempt is one log line.
+        Raises StoreUnavailable while it cannot be opened, created or written; the reason is one log line.
         """
         if self.problem is None and self.store.migrated:
             return
@@ -91,8 +91,9 @@ class Feedback:
             try:
                 self.store.open()
             except StoreError as error:
+                if str(error) != self.problem:  # said once, and again only if the reason changes
+                    log.error("feedback unavailable, retrying every %g s: %s", self.retry_seconds, error)
                 self.problem, self.retry_at = str(error), now + self.retry_seconds
-                log.error("feedback unavailable, retrying in %g s: %s", self.retry_seconds, self.problem)
                 raise StoreUnavailable(self.problem, self.retry_after) from None
             if self.problem is not None:
                 log.warning("feedback available again: %s", self.store.describe())
