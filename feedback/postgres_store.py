@@ -29,12 +29,14 @@ class PostgresStore(Store):
         return connection
 
     @contextmanager
-    def session(self, exclusive=False):
+    def session(self, exclusive=False, durable=True):
         psycopg = self.psycopg
         try:
             connection = self.connect()
             with connection.transaction():
                 cursor = connection.cursor()
+                if not durable:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
                 if exclusive:
                     cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 yield cursor

@@ -36,9 +36,11 @@ class SQLiteStore(Store):
         return connection
 
     @contextmanager
-    def session(self, exclusive=False):
+    def session(self, exclusive=False, durable=True):
         try:
             connection = self.connect()
+            # In WAL mode, NORMAL commits without an fsync (the WAL is synced at the next FULL commit or checkpoint).
+            connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             # IMMEDIATE takes the write lock up front, so two writers never deadlock upgrading a read lock.
             connection.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
         except sqlite3.Error as error:
