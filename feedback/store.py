@@ -277,7 +277,9 @@ class Store:
                          "ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated, "
                          "day = excluded.day, used = excluded.used",
                  (name, tokens - (per_minute is not None), now, day, used + amount))
-        if now >= self.next_bucket_sweep:  # buckets untouched for a day hold nothing worth keeping
+        # Buckets untouched for a day hold nothing worth keeping: a scan of a small table every 10 minutes,
+        # rather than an index written on every count.
+        if now >= self.next_bucket_sweep:
             self.run(cursor, "DELETE FROM feedback_buckets WHERE updated < ?", (now - 2 * SECONDS_PER_DAY,))
             self.next_bucket_sweep = now + RETENTION_SWEEP_SECONDS
         return None
