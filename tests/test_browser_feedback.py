@@ -227,6 +227,15 @@ def test_the_operator_signs_in_with_the_token_form_and_sees_the_correction(open_
     assert stats.locator('[data-testid="confusion"]').evaluate("(image) => image.naturalWidth") > 300
     assert stats.evaluate("getComputedStyle(document.body).margin") == "0px"  # the stylesheet loaded under the CSP
     assert stats.evaluate("document.cookie") == ""  # HttpOnly: the page's scripts never see the session
+    # The correction awaits review: accepting it from its thumbnail is one click; signing out ends the session.
+    assert "1 await review" in stats.text_content('[data-testid="pending"]')
+    stats.click('[data-testid="accept"]')
+    stats.wait_for_selector('text=Nothing awaits review.')
+    assert "1 accepted" in stats.text_content('[data-testid="pending"]')
+    assert [entry["review"] for entry in export(feedback_server)] == ["accepted"]
+    stats.click('[data-testid="sign-out"]')
+    stats.wait_for_selector("#token")
+    assert stats.context.cookies() == []
 
 
 def test_while_the_store_cannot_be_opened_the_buttons_hide_and_return_once_it_can(start_server, open_page, tmp_path):
