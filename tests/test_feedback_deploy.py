@@ -179,3 +179,13 @@ def test_a_setting_the_server_cannot_use_refuses_the_start_in_one_line(name, tmp
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith("serve: refusing to start:") and named in lines[0] and "secret" not in lines[0]
+
+
+def test_a_fleet_database_that_does_not_answer_is_503_and_predict_answers(start_server):
+    from serve.front import free_port
+
+    base_url = start_server(FEEDBACK_URL=f"postgresql://kiosk:secret@127.0.0.1:{free_port()}/feedback")
+    assert request(base_url, "GET", "/feedback").json() == {"feedback": "unavailable"}
+    answer = post_feedback(base_url, feedback_document())
+    assert answer.status == 503 and int(answer.headers["Retry-After"]) >= 1 and "secret" not in answer.body.decode()
+    assert post(base_url, pad_png(), "image/png").status == 200
