@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve front train convert train-numbers convert-numbers test bench clean distclean vendor browser nginx fonts postgres check-arm
+.PHONY: help setup serve front train convert train-numbers convert-numbers test bench clean distclean vendor browser nginx fonts postgres systemd check-arm
 
 ## help: list the verbs
 help:
@@ -52,14 +52,18 @@ nginx:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }
 
+## systemd: install Debian's systemd tooling (systemd-analyze) to check the Pi unit in the tests, if missing
+systemd:
+	@command -v systemd-analyze >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq systemd; }
+
 # The package list lives with the evaluation that reads the fonts (bench/drawn_sets.py).
 ## fonts: install the handwriting fonts the drawn-digit evaluation reads (Debian packages), if missing
 fonts: $(ALL_STAMP)
 	@packages="$$($(BIN)/python -c 'from bench.drawn_sets import FONT_PACKAGES; print(FONT_PACKAGES)')"; \
 	dpkg -s $$packages >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$packages; }
 
-## setup: install everything for development and tests (TensorFlow, Chromium, nginx, fonts, PostgreSQL, onnxruntime-web)
-setup: $(ALL_STAMP) vendor browser nginx fonts postgres
+## setup: install everything for development and tests (TensorFlow, Chromium, nginx, fonts, PostgreSQL, systemd tools, onnxruntime-web)
+setup: $(ALL_STAMP) vendor browser nginx fonts postgres systemd
 
 # Fewer malloc arenas keep the server's memory flat on a small device.
 ## serve: serve the committed model and the kiosk page on http://127.0.0.1:5000 (no TensorFlow)
