@@ -172,11 +172,12 @@ class Replica:
 class Front:
     """nginx rendered by serve/front.py, in front of the replicas' addresses; reloaded as they change."""
 
-    def __init__(self, port, run_dir, per_client):
+    def __init__(self, port, run_dir, per_client_rate, per_client_connections):
         from serve.front import FrontConfig, Nginx
 
-        self.config = FrontConfig(listen=f"127.0.0.1:{port}", upstreams=[], rate=per_client, burst=per_client,
-                                  connections_per_address=per_client, worker_processes="2")
+        self.config = FrontConfig(listen=f"127.0.0.1:{port}", upstreams=[], rate=per_client_rate,
+                                  burst=per_client_rate, connections_per_address=per_client_connections,
+                                  worker_processes="2")
         self.nginx_class = Nginx
         self.run_dir = run_dir
         self.nginx = None
