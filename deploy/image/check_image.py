@@ -118,6 +118,15 @@ def check_routes(port, readiness):
     return passed, text, answer
 
 
+def stopped_by(exit_code):
+    """How a stopped server ended, from its exit status."""
+    if exit_code == 137:
+        return "exit status 137: killed after the grace period, SIGTERM did not stop it"
+    if exit_code in (0, 143):
+        return f"exit status {exit_code}: ended on SIGTERM"
+    return f"exit status {exit_code}"
+
+
 def exported_ids(port):
     status, _, body = request(port, "GET", "/feedback/export?format=jsonl", token=ADMIN_TOKEN)
     if status != 200:
@@ -180,7 +189,7 @@ class Check:
         passed = passed and user != "0" and "Read-only file system" in write and len(ids) == 1 and kept == ids
         return passed, (f"up in {up_seconds:.1f} s as uid {user}, root read-only ({write.split(': ')[-1]}); {text}; "
                         f"the entry is in the volume's store after a new container: {kept == ids}; "
-                        f"stopped in {stop_seconds:.1f} s (exit status {exit_code})")
+                        f"stopped in {stop_seconds:.1f} s ({stopped_by(exit_code)})")
 
     def stop_container(self, container):
         grace = int(self.deployment["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30))
@@ -284,7 +293,7 @@ class Check:
             stop_seconds, exit_code = old.stop()
             old.remove()
             replaced.append(f"{old.name} -> {new.name}: new ready in {ready_seconds:.1f} s, preStop {hook}, "
-                            f"old stopped in {stop_seconds:.1f} s (exit status {exit_code})")
+                            f"old stopped in {stop_seconds:.1f} s ({stopped_by(exit_code)})")
         time.sleep(SETTLE_SECONDS)
         self.load.stop()
         load = self.load
