@@ -23,6 +23,7 @@ import json
 import platform
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -354,6 +355,14 @@ def build_lines():
     return lines
 
 
+def source_commit():
+    """The checkout's commit, marked when it has uncommitted changes."""
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+    return f"{commit or 'unknown'}{' with uncommitted changes' if dirty.strip() else ''}"
+
+
 def write_results(check, path):
     podman_version = podman("version", "--format", "{{.Client.Version}}", quiet=True, check=False).strip()
     verdict = "passed" if all(passed for *_, passed in check.steps) else "FAILED"
@@ -361,7 +370,8 @@ def write_results(check, path):
         "# `make check-image`: the image run as an operator would",
         "",
         f"Written by deploy/image/check_image.py on {datetime.now(timezone.utc).isoformat(timespec='seconds')} "
-        f"(podman {podman_version}, {platform.machine()}, {shutil.os.cpu_count()} cores); do not edit by hand. "
+        f"from commit {source_commit()} (podman {podman_version}, {platform.machine()}, {shutil.os.cpu_count()} cores); "
+        "do not edit by hand. "
         f"Every step {verdict}; the whole check took {check.total_seconds:.0f} s.",
         "",
         "## Steps",
