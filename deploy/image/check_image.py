@@ -11,8 +11,9 @@
 3. Through nginx: every route answers, and feedback sent to each replica lands in the one store.
 4. The store goes down: feedback is 503, every replica stays ready and /predict answers; the store comes back
    and feedback is stored again.
-5. A rolling restart of every replica (a new pod ready first, the old one out of nginx, its preStop hook,
-   SIGTERM with the grace period) under steady /predict and /number load: 0 failed requests.
+5. A rolling restart of every replica under steady /predict and /number load: a new pod ready and in nginx
+   first; then the old one's preStop hook and SIGTERM with the grace period, while it leaves nginx a second
+   after its termination began, as endpoints reach a cluster's proxies late. 0 failed requests.
 Writes deploy/image/RESULTS.md from this run (and build/image/builds.jsonl's build timings); exits 1 unless
 every step passed.
 """
@@ -26,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from datetime import datetime, timezone
@@ -50,6 +52,7 @@ PER_CLIENT_LIMIT = 100_000  # requests per second to nginx, feedback posts a min
 PER_CLIENT_CONNECTIONS = 1024  # nginx's limit_conn stays below 65,536
 LOAD_CLIENTS = 4
 SETTLE_SECONDS = 3  # load before the first and after the last replacement
+ENDPOINTS_LAG_SECONDS = 1.0  # from a pod's termination until nginx stops sending it requests
 
 
 def parse_args(argv=None):
@@ -208,7 +211,8 @@ class Check:
     # 2. The fleet.
     def replica_env(self):
         return {"SERVE_FEEDBACK_URL": self.postgres.url, "SERVE_ADMIN_TOKEN": ADMIN_TOKEN,
-                "SERVE_FEEDBACK_RATE_PER_MINUTE": PER_CLIENT_LIMIT, "SERVE_FEEDBACK_MAX_PER_CLIENT_DAY": PER_CLIENT_LIMIT}
+                "SERVE_FEEDBACK_RATE_PER_MINUTE": PER_CLIENT_LIMIT, "SERVE_FEEDBACK_MAX_PER_CLIENT_DAY": PER_CLIENT_LIMIT,
+                "SERVE_TRUSTED_PROXIES": 1}  # nginx in front names the client, as `make front` has it
 
     def new_replica(self):
         replica = Replica(self.deployment, f"{PREFIX}-{next(self.numbering)}", free_port(), self.replica_env(), self.work)
@@ -288,10 +292,15 @@ class Check:
             new.wait_until_started()
             ready_seconds = time.monotonic() - started
             # maxSurge 1, maxUnavailable 0: the new pod serves before the old one leaves.
+            self.front.route_to([replica.port for replica in self.replicas] + [new.port])
             self.replicas[index] = new
-            self.front.route_to([replica.port for replica in self.replicas])
+            # Kubernetes takes a terminating pod out of the Service and runs its preStop hook at once, and the
+            # proxies hear of it a moment later: so SIGTERM may come while requests still arrive.
+            leaving = threading.Thread(target=self.leave_service, daemon=True)
+            leaving.start()
             hook = old.pre_stop()
             stop_seconds, exit_code = old.stop()
+            leaving.join()
             old.remove()
             replaced.append(f"{old.name} -> {new.name}: new ready in {ready_seconds:.1f} s, preStop {hook}, "
                             f"old stopped in {stop_seconds:.1f} s ({stopped_by(exit_code)})")
@@ -305,6 +314,10 @@ class Check:
         return passed, (f"**{load.failed} failed of {load.total} requests** ({outcomes}) from {LOAD_CLIENTS} clients "
                         f"over {load.seconds:.1f} s ({rate:.0f} req/s, /predict and /number in turn); "
                         + "; ".join(replaced) + failures)
+
+    def leave_service(self):
+        time.sleep(ENDPOINTS_LAG_SECONDS)
+        self.front.route_to([replica.port for replica in self.replicas])
 
     def run(self):
         started = time.monotonic()
@@ -388,8 +401,9 @@ def write_results(check, path):
         "capabilities, no privilege escalation, the default seccomp profile), the resource limits, the volumes "
         "(`/tmp`), the command, the environment and terminationGracePeriodSeconds (as `podman pod stop --time`). "
         "Scripted here, as podman 4.3 does not run them: the startup and readiness probes, the rolling update "
-        "(maxSurge 1, maxUnavailable 0: a new pod is ready and in nginx before the old one leaves), the preStop "
-        "hook and the Service (nginx). Changed in the copy: replicas 1, the host's network (so no `ports`, "
+        "(maxSurge 1, maxUnavailable 0: a new pod is ready and in nginx before the old one leaves; the old one "
+        f"leaves nginx {ENDPOINTS_LAG_SECONDS:.0f} s after its preStop hook began, as endpoints reach a cluster's "
+        "proxies late), the preStop hook and the Service (nginx). Changed in the copy: replicas 1, the host's network (so no `ports`, "
         "probes by port number and a PORT per replica), an emptyDir volume per pod (podman 4.3 would share one "
         "between pods), and env for the shared store, the admin token and the raised per-client limits. "
         "Not exercised: the liveness probe (podman makes it a systemd-timed healthcheck; there is no systemd "

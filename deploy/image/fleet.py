@@ -16,9 +16,9 @@ What the copy changes, and why (`overlay`):
 """
 
 import copy
+import dataclasses
 import http.client
-import os
-import signal
+import re
 import subprocess
 import sys
 import time
@@ -173,11 +173,13 @@ class Front:
     """nginx rendered by serve/front.py, in front of the replicas' addresses; reloaded as they change."""
 
     def __init__(self, port, run_dir, per_client_rate, per_client_connections):
+        """Every per-address limit the front has (rates, bursts: any field so named) raised for one load client."""
         from serve.front import FrontConfig, Nginx
 
-        self.config = FrontConfig(listen=f"127.0.0.1:{port}", upstreams=[], rate=per_client_rate,
-                                  burst=per_client_rate, connections_per_address=per_client_connections,
-                                  worker_processes="2")
+        raised = {field.name: per_client_rate for field in dataclasses.fields(FrontConfig)
+                  if re.search(r"(rate|burst)(_per_minute)?$", field.name)}
+        self.config = FrontConfig(listen=f"127.0.0.1:{port}", upstreams=[], connections_per_address=per_client_connections,
+                                  worker_processes="2", **raised)
         self.nginx_class = Nginx
         self.run_dir = run_dir
         self.nginx = None
