@@ -109,7 +109,7 @@ podman: nginx postgres
 
 ## image: build the serving image with podman, no registry (a debootstrap base, pinned wheels, web/vendor)
 image: $(SERVE_STAMP) vendor podman
-	$(SUDO) $(BIN)/python deploy/image/build.py $(ARGS)
+	$(SUDO) $(BIN)/python deploy/image/build.py
 
 ## check-image: run the image as an operator would: read-only, kube play, 3 replicas + nginx + PostgreSQL, a rollout
 check-image: image
