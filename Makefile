@@ -111,8 +111,9 @@ podman: nginx postgres
 image: $(SERVE_STAMP) vendor podman
 	$(SUDO) $(BIN)/python deploy/image/build.py
 
+# The check reads deploy/k8s/ with PyYAML and runs serve/front.py's nginx, from the test extra.
 ## check-image: run the image as an operator would: read-only, kube play, 3 replicas + nginx + PostgreSQL, a rollout
-check-image: image
+check-image: image $(ALL_STAMP)
 	$(SUDO) $(BIN)/python deploy/image/check_image.py $(ARGS)
 
 ## bench: measure speed, memory and accuracy against the peers; writes bench/RESULTS.md
