@@ -37,7 +37,7 @@ import samples
 from build import IMAGE, RECORDS
 from fleet import FALLBACK_READINESS, Front, Replica, http_get, load_deployment
 from load import Load
-from podman import container_state, podman, remove_container
+from podman import container_state, podman, remove_container, succeeds
 from postgres import Postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,6 +180,8 @@ class Check:
         up_seconds = time.monotonic() - started
         readiness = readiness_path(port, self.deployment_readiness())
         passed, text, _ = check_routes(port, readiness)
+        # The Containerfile's HEALTHCHECK, run once by hand: podman schedules it with systemd, absent here.
+        healthy = "healthy" if succeeds("healthcheck", "run", container) else "unhealthy or missing"
         user = podman("exec", container, "id", "-u", quiet=True).strip()
         write = podman("exec", container, "sh", "-c", "touch /app/x 2>&1 || true", quiet=True).strip()
         ids = exported_ids(port)
@@ -190,8 +192,10 @@ class Check:
         kept = exported_ids(port)
         self.stop_container(f"{container}-2")
         podman("volume", "rm", "--force", volume, quiet=True, check=False)
-        passed = passed and user != "0" and "Read-only file system" in write and len(ids) == 1 and kept == ids
+        passed = (passed and healthy == "healthy" and user != "0" and "Read-only file system" in write
+                  and len(ids) == 1 and kept == ids)
         return passed, (f"up in {up_seconds:.1f} s as uid {user}, root read-only ({write.split(': ')[-1]}); {text}; "
+                        f"HEALTHCHECK {healthy}; "
                         f"the entry is in the volume's store after a new container: {kept == ids}; "
                         f"stopped in {stop_seconds:.1f} s ({stopped_by(exit_code)})")
 

@@ -33,6 +33,12 @@ def podman(*arguments, quiet=False, check=True, stdin=None, timeout=None):
     return result.stdout
 
 
+def succeeds(*arguments):
+    """Whether `podman ARGUMENTS` exits 0 (its output is dropped)."""
+    command = ["podman", "--runtime", RUNTIME, *map(str, arguments)]
+    return subprocess.run(command, env=environment(), capture_output=True).returncode == 0
+
+
 def streamed(*arguments, log):
     """Run podman with its output going to the open file `log` (long builds); raises on failure."""
     command = ["podman", "--runtime", RUNTIME, *map(str, arguments)]
