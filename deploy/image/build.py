@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from base import ensure_base
+from lock import is_current
 from podman import podman, streamed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +64,9 @@ def pin(name, version):
 
 
 def build(args):
+    if not is_current():  # the image would install something CI did not test, or fail to find a wheel
+        raise SystemExit("build.py: constraints.txt does not pin the serve extra as installed here; "
+                         "run deploy/image/lock.py and commit constraints.txt")
     if not (VENDOR / "ort.wasm.min.mjs").exists():
         raise SystemExit("build.py: web/vendor/ is empty; `make vendor` copies onnxruntime-web there")
     timings = {}

@@ -59,17 +59,21 @@ def render(pinned):
     return HEADER + "".join(f"{name}=={version}\n" for name, version in sorted(pinned.items()))
 
 
+def is_current():
+    """Whether constraints.txt pins exactly the serve extra as installed here."""
+    return CONSTRAINTS.exists() and CONSTRAINTS.read_text() == render(closure(serve_requirements()))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="lock.py", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if constraints.txt differs from the installed set")
     args = parser.parse_args(argv)
-    text = render(closure(serve_requirements()))
     if args.check:
-        if CONSTRAINTS.read_text() != text:
+        if not is_current():
             print("lock.py: constraints.txt is out of date; run deploy/image/lock.py", file=sys.stderr)
             return 1
         return 0
-    CONSTRAINTS.write_text(text)
+    CONSTRAINTS.write_text(render(closure(serve_requirements())))
     return 0
 
 
