@@ -63,7 +63,7 @@ def test_kube_play_copy_keeps_the_pod_spec_and_changes_only_what_it_says():
     for field in ("image", "command", "resources", "securityContext", "lifecycle"):
         assert after.get(field) == before.get(field), field
     assert "ports" not in after
-    environment = {item["name"]: item["value"] for item in after["env"]}
+    environment = {item["name"]: item.get("value") for item in after["env"]}
     assert environment["PORT"] == "18080" and environment["SERVE_ADMIN_TOKEN"] == "token"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert after[probe]["httpGet"]["path"] == before[probe]["httpGet"]["path"]
