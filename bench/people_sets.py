@@ -65,7 +65,7 @@ class PeopleLine:
     layout: str
     pen: str                     # "pen 0.07" or "printed"
     hand: str = ""               # the font, or "MNIST test"
-    tags: dict = field(default_factory=dict)
+    touching: list = field(default_factory=list)  # indices of the digits whose ink meets the one before
 
 
 def held_out_font_files(names):
@@ -175,7 +175,8 @@ def sheared(layer, slant, middle):
 
 
 def compose(shapes, layout, rng, height):
-    """Cropped glyphs (ink = 1) written in a line of `layout`, digits `height` pixels high: one layer per glyph."""
+    """Cropped glyphs (ink = 1) written in a line of `layout`, digits `height` pixels high: one layer per glyph, and
+    the indices of the glyphs made to touch the one before."""
     count = len(shapes)
     scales = rng.uniform(*SIZES, count) if layout == "sizes" else rng.uniform(0.95, 1.05, count)
     scaled = [resized(shape, round(height * scale), round(shape.shape[1] * height * scale / shape.shape[0] * rng.uniform(0.95, 1.05)))
@@ -208,7 +209,7 @@ def compose(shapes, layout, rng, height):
         slant = rng.uniform(*SLANT) * (1 if rng.random() < 0.8 else -1)
         middle = canvas_height / 2
         layers = [sheared(layer, slant, middle)[0] for layer in layers]
-    return layers
+    return layers, sorted(touching)
 
 
 def touching_left(ink, shape, row):
@@ -247,9 +248,9 @@ def pen_lines(hands, source, layout, length, count, seed):
         number = [int(rng.choice(values)) for _ in range(length)]
         width_index = index % len(PEN_WIDTHS)
         shapes = [cropped(hand.digits[value][rng.integers(len(hand.digits[value]))][width_index]) for value in number]
-        layers = compose(shapes, layout, rng, int(rng.integers(*DIGIT_HEIGHT)))
+        layers, touching = compose(shapes, layout, rng, int(rng.integers(*DIGIT_HEIGHT)))
         yield line_from_layers(layers, "".join(map(str, number)), source=source, layout=layout,
-                               pen=f"pen {PEN_WIDTHS[width_index]}", hand=hand.name)
+                               pen=f"pen {PEN_WIDTHS[width_index]}", hand=hand.name, touching=touching)
 
 
 def printed_lines(paths, length, count, seed):
