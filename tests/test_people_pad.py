@@ -10,7 +10,7 @@ from tests.browser_fixtures import RUNTIME_READY
 from tests.conftest import ARTIFACTS_DIR
 
 # Three numbers each from MNIST test digits and from handwriting fonts (seeded). The page shows five of the six
-# right (it refuses one it reads right); the floor is that.
+# right; the floor is that.
 PER_SOURCE = {4: 3}
 SOURCES = ("MNIST test", "handwriting fonts")
 SHOWN_RIGHT_AT_LEAST = 5
