@@ -15,7 +15,6 @@ font itself. Lines are drawn from seeded generators, so a run reads the very sam
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
