@@ -57,7 +57,7 @@ class Evaluation:
         manifest = load_manifest(artifacts_dir)
         section = manifest["numbers"]
         self.manifest, self.section, self.variants = manifest, section, variants
-        self.readers = {}
+        self.readers, self.hands = {}, {}
         for variant in variants:
             self.readers[variant] = {
                 "number": NumberReader(f"number reader {variant}", artifacts_dir, section, variant),
@@ -66,6 +66,7 @@ class Evaluation:
             }
 
     def read(self, line):
+        self.hands.setdefault(line.source, set()).add(line.hand)
         for readers in self.readers.values():
             for kind, reader in readers.items():
                 answer = reader.answer_glyphs(line.glyphs) if kind == "alone" else reader.answer(line.image)
@@ -197,7 +198,8 @@ def report(evaluation, plan):
         "bench/people_sets.py: none of their glyphs, fonts or typefaces is in any training set (held out by construction; "
         f"see the module). Pen-drawn: {plan.per_cell} lines per source, layout and length, and {plan.separate_short} per "
         f"source and length for separate digits of 2–4; printed: {plan.printed_per_length} per length. Pen widths are "
-        "shares of the pad's side, as the pad draws; a line is written with one pen and in one hand.",
+        "shares of the pad's side, as the pad draws; a line is written with one pen and in one hand. The hands: "
+        + "; ".join(f"{source}: {', '.join(sorted(evaluation.hands.get(source, ())))}" for source in SOURCES[1:]) + ".",
         "**Whole number right and per digit**, by length:", dimension_table(evaluation, "length"),
         "By source:", dimension_table(evaluation, "source"),
         "By layout (printed numbers are typeset by the font):", dimension_table(evaluation, "layout"),
