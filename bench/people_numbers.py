@@ -3,8 +3,8 @@
     python -m bench.people_numbers [--quick] [--artifacts DIR] [--variant fp32|int8]
 
 Lines come from bench/people_sets.py: MNIST test digits, held-out handwriting fonts and held-out plotter fonts
-redrawn with the pad's pen in five layouts (separate digits, touching pairs, slanted, mixed sizes, a wandering
-baseline), and numbers typeset in common typefaces. Each shipped variant of the number reader (fp32: the
+redrawn with the pad's pen, and UCI scans, in five layouts (separate digits, touching pairs, slanted, mixed sizes,
+a wandering baseline), and numbers typeset in common typefaces. Each shipped variant of the number reader (fp32: the
 server's; int8: the page's) is judged beside two readers built from the digit reader of the same variant:
 - the per-piece baseline: split the line at empty columns and read each piece (bench/numbers.SplitBaseline);
 - the digit reader on each written glyph alone, cut from its own layer (what reading the line could at best
@@ -16,7 +16,7 @@ distance), and the verdicts: wrong yet called "number", right yet refused.
 from bench.drawn_sets import PEN_WIDTHS
 from bench.models import load_manifest
 from bench.numbers import CONFUSIONS_SHOWN, NumberReader, SplitBaseline, Tally, format_share
-from bench.people_sets import FULL, LAYOUTS, LENGTHS, PRINTED, QUICK, SOURCES, TYPESET, people_lines
+from bench.people_sets import FULL, LAYOUTS, LENGTHS, PRINTED, QUICK, SCAN, SOURCES, TYPESET, people_lines
 from bench.report import Section, Target, run_section, script_command, table
 
 TARGET_SEPARATE = 0.97
@@ -24,7 +24,7 @@ TARGET_PRINTED = 0.97
 TARGET_WRONG_YET_NUMBER = 0.30
 TARGET_RIGHT_YET_REFUSED = 0.02
 SHORT = (2, 3, 4)
-PENS = (*(f"pen {width}" for width in PEN_WIDTHS), PRINTED)
+PENS = (*(f"pen {width}" for width in PEN_WIDTHS), SCAN, PRINTED)
 DIMENSIONS = {"length": LENGTHS, "source": SOURCES, "layout": (*LAYOUTS, TYPESET), "pen": PENS}
 
 
@@ -196,9 +196,9 @@ def report(evaluation, plan):
         f"Number reader `{evaluation.section['model_id']}` ({', '.join(evaluation.variants)}) beside the digit reader "
         f"`{evaluation.manifest['model_id']}` of the same variant, on {first.tallies[('all', 'all')].lines():,} lines from "
         "bench/people_sets.py: none of their glyphs, fonts or typefaces is in any training set (held out by construction; "
-        f"see the module). Pen-drawn: {plan.per_cell} lines per source, layout and length, and {plan.separate_short} per "
+        f"see the module). Composed: {plan.per_cell} lines per source, layout and length, and {plan.separate_short} per "
         f"source and length for separate digits of 2–4; printed: {plan.printed_per_length} per length. Pen widths are "
-        "shares of the pad's side, as the pad draws; a line is written with one pen and in one hand. The hands: "
+        "shares of the pad's side, as the pad draws (UCI lines: \"scan\"); a line is written with one pen and in one hand. The hands: "
         + "; ".join(f"{source}: {', '.join(sorted(evaluation.hands.get(source, ())))}" for source in SOURCES[1:]) + ".",
         "**Whole number right and per digit**, by length:", dimension_table(evaluation, "length"),
         "By source:", dimension_table(evaluation, "source"),

@@ -7,10 +7,12 @@ leave it out, and tests/test_people_numbers.py checks it):
   file training reads (train.strokes.TRAINING_FONT_FILES);
 - "plotter fonts": the Hershey fonts that train/strokes.py never loads (the gothic ones), drawn with the pad's
   pen; a glyph identical to one of training's digits is dropped;
+- "UCI scans": the UCI handwritten digits that ship with scikit-learn (other writers, scanned at 8x8), upscaled
+  as a line is composed; training never reads them (the digit reader's UCI figure is a report, never a choice);
 - "printed": numbers typeset in common typefaces (DejaVu, Liberation, FreeFont, Croscore, Noto), as scripts send
   scans of printed numbers, less any font file training reads.
 Pen-drawn lines are written with one pen width (bench/drawn_sets.PEN_WIDTHS, a share of the pad's side, as the
-pad draws) and in one hand (one font, or MNIST test digits), in one of LAYOUTS. Printed lines are typeset by the
+pad draws) and in one hand (one font, or MNIST test digits), in one of LAYOUTS; scanned lines likewise, as scanned. Printed lines are typeset by the
 font itself. Lines are drawn from seeded generators, so a run reads the very same lines every time.
 """
 
@@ -26,9 +28,11 @@ from reader.pen import draw_strokes, redraw, reink
 from train.strokes import DIGIT_FONTS, SYMBOL_FONTS, TRAINING_FONT_FILES
 
 LENGTHS = tuple(range(1, MAX_NUMBER_DIGITS + 1))
-SOURCES = ("MNIST test", "handwriting fonts", "plotter fonts", "printed")
-PEN_SOURCES = SOURCES[:3]
+SOURCES = ("MNIST test", "handwriting fonts", "plotter fonts", "UCI scans", "printed")
+PEN_SOURCES = SOURCES[:3]        # drawn with the pad's pen
+COMPOSED_SOURCES = SOURCES[:4]   # composed glyph by glyph in LAYOUTS
 PRINTED = "printed"
+SCAN = "scan"                    # a scanned line's "pen"
 LAYOUTS = ("separate", "touching", "slanted", "sizes", "baseline")
 TYPESET = "typeset"              # printed lines' only layout: the font's own spacing
 SEED = 20261207
@@ -109,9 +113,10 @@ def cropped(image):
 
 @dataclass
 class Hand:
-    """One writer's digits: for each digit value, its variants as [len(PEN_WIDTHS), side, side] float32."""
+    """One writer's digits: for each digit value, its variants as [len(pens), side, side] float32."""
     name: str
     digits: dict                 # value -> list of arrays
+    pens: tuple = tuple(f"pen {width}" for width in PEN_WIDTHS)
 
 
 def mnist_hand(images, labels):
@@ -120,6 +125,17 @@ def mnist_hand(images, labels):
     for image, label in zip(images, labels):
         digits.setdefault(int(label), []).append(reink(image, PEN_WIDTHS, GLYPH_SIDE))
     return Hand("MNIST test", digits)
+
+
+def uci_hand():
+    """The UCI digits (8x8, ink = 1) as scanned: upscaled only when a line is composed."""
+    from convert.evaluate import load_uci_digits
+
+    images, labels = load_uci_digits()
+    digits = {}
+    for image, label in zip(images, labels):
+        digits.setdefault(int(label), []).append(image[None])
+    return Hand("UCI scans", digits, (SCAN,))
 
 
 def font_hands():
@@ -239,17 +255,17 @@ def line_from_layers(layers, number, **labels):
 
 
 def pen_lines(hands, source, layout, length, count, seed):
-    """`count` lines of `length` digits in `layout`, each in one hand and with one pen (cycling through PEN_WIDTHS)."""
+    """`count` lines of `length` digits in `layout`, each in one hand and with one pen (cycling through the hand's)."""
     rng = np.random.default_rng(seed)
     for index in range(count):
         hand = hands[index % len(hands)] if len(hands) > 1 else hands[0]
         values = sorted(hand.digits)
         number = [int(rng.choice(values)) for _ in range(length)]
-        width_index = index % len(PEN_WIDTHS)
+        width_index = index % len(hand.pens)
         shapes = [cropped(hand.digits[value][rng.integers(len(hand.digits[value]))][width_index]) for value in number]
         layers, touching = compose(shapes, layout, rng, int(rng.integers(*DIGIT_HEIGHT)))
         yield line_from_layers(layers, "".join(map(str, number)), source=source, layout=layout,
-                               pen=f"pen {PEN_WIDTHS[width_index]}", hand=hand.name, touching=touching)
+                               pen=hand.pens[width_index], hand=hand.name, touching=touching)
 
 
 def printed_lines(paths, length, count, seed):
@@ -276,7 +292,7 @@ def printed_lines(paths, length, count, seed):
 @dataclass
 class Plan:
     """How many lines of each kind a run reads."""
-    per_cell: int                # pen-drawn lines per (source, layout, length)
+    per_cell: int                # composed lines per (source, layout, length)
     separate_short: int          # separate-digit lines of 2-4 digits per (source, length), the target's lines
     printed_per_length: int
     mnist_digits: int            # MNIST test digits in the pool
@@ -287,19 +303,19 @@ QUICK = Plan(per_cell=2, separate_short=4, printed_per_length=4, mnist_digits=10
 
 
 def glyph_sources(plan, seed=SEED):
-    """{source: [Hand, ...]} for the pen-drawn sources, and the printed typefaces' paths."""
+    """{source: [Hand, ...]} for the composed sources, and the printed typefaces' paths."""
     from bench.models import mnist_test
 
     images, labels = mnist_test()
     chosen = np.sort(np.random.default_rng([seed, 0]).choice(len(labels), plan.mnist_digits, replace=False))
     return {"MNIST test": [mnist_hand(images[chosen], labels[chosen])], "handwriting fonts": font_hands(),
-            "plotter fonts": plotter_hands()}, existing(printed_font_files())
+            "plotter fonts": plotter_hands(), "UCI scans": [uci_hand()]}, existing(printed_font_files())
 
 
 def people_lines(plan, sources=None, seed=SEED):
     """Every line of the evaluation, one (source, layout, length) at a time, seeded."""
     hands, printed = sources or glyph_sources(plan, seed)
-    for source_index, source in enumerate(PEN_SOURCES):
+    for source_index, source in enumerate(COMPOSED_SOURCES):
         for layout_index, layout in enumerate(LAYOUTS):
             for length in LENGTHS:
                 count = plan.per_cell
