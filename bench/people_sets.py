@@ -12,8 +12,9 @@ leave it out, and tests/test_people_numbers.py checks it):
 - "printed": numbers typeset in common typefaces (DejaVu, Liberation, FreeFont, Croscore, Noto), as scripts send
   scans of printed numbers, less any font file training reads.
 Pen-drawn lines are written with one pen width (bench/drawn_sets.PEN_WIDTHS, a share of the pad's side, as the
-pad draws) and in one hand (one font, or MNIST test digits), in one of LAYOUTS; scanned lines likewise, as scanned. Printed lines are typeset by the
-font itself. Lines are drawn from seeded generators, so a run reads the very same lines every time.
+pad draws) and in one hand (one font, or MNIST test digits), in one of LAYOUTS; UCI lines likewise, as scanned.
+Printed lines are typeset by the font itself. Lines are drawn from seeded generators, so a run reads the very same
+lines every time.
 """
 
 from dataclasses import dataclass, field
@@ -66,8 +67,8 @@ class PeopleLine:
     glyphs: list                 # each digit's own ink, alone, as it stands in the line
     source: str
     layout: str
-    pen: str                     # "pen 0.07" or "printed"
-    hand: str = ""               # the font, or "MNIST test"
+    pen: str                     # "pen 0.07", "scan" or "printed"
+    hand: str = ""               # the font, "MNIST test" or "UCI scans"
     touching: list = field(default_factory=list)  # indices of the digits whose ink meets the one before
 
 
