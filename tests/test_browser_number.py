@@ -311,7 +311,8 @@ def test_pen_width_is_the_same_share_of_the_pad_height_in_both_modes(open_page, 
     pixels = page.evaluate(f"""async () => {{
       const {{ readPixels }} = await import('/pad.js');
       const {{ inputFormat }} = await import('/classifier.js');
-      const image = readPixels(document.querySelector('{PAD}'), inputFormat(null, '{mode}'));
+      const manifest = await (await fetch('/model/manifest.json')).json();
+      const image = readPixels(document.querySelector('{PAD}'), inputFormat(manifest, '{mode}'));
       return {{ data: Array.from(image.data), height: image.height, width: image.width }};
     }}""")
     image = np.array(pixels["data"]).reshape(pixels["height"], pixels["width"])

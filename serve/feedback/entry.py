@@ -19,9 +19,6 @@ NOT_DIGIT = "not_digit"
 NOT_NUMBER = "not_number"
 DIGIT_MODE, NUMBER_MODE = "digit", "number"
 MODES = (DIGIT_MODE, NUMBER_MODE)
-# The largest drawing the page sends in each mode, width x height: its pad (reader.contract's PAD_SIDE and
-# NUMBER_PAD_WIDTH x NUMBER_PAD_HEIGHT, which serve/ does not import; a test holds them equal).
-MAX_IMAGE_SIZE = {DIGIT_MODE: (280, 280), NUMBER_MODE: (840, 280)}
 MAX_NUMBER_DIGITS = 16
 # A number as the page shows it: digit characters, leading zeros kept (a code, a table "07").
 NUMBER_PATTERN = re.compile(f"[0-9]{{1,{MAX_NUMBER_DIGITS}}}")
@@ -66,7 +63,7 @@ def shown(mode, predicted, verdict):
     return refusal if verdict == refusal else str(predicted)
 
 
-def parse_entry(document, labels, verdicts, number_verdicts=None, now=None):
+def parse_entry(document, labels, verdicts, pad, number_verdicts=None, now=None):
     """An Entry from the decoded JSON body.
 
     `labels` are the digit reader's digits and `verdicts` its verdict names; `number_verdicts` are the
@@ -97,7 +94,7 @@ def parse_entry(document, labels, verdicts, number_verdicts=None, now=None):
         predicted=predicted,
         verdict=verdict,
         label=label,
-        image=check_png(decode_base64(document["image"]), *MAX_IMAGE_SIZE[mode]),
+        image=check_png(decode_base64(document["image"]), *pad[mode]),
         strokes=compact_strokes(document.get("strokes")),
         received_at=time.time() if now is None else now,
         mode=mode,

@@ -64,7 +64,7 @@ def add_feedback():
     model = current_app.extensions["model"]
     try:
         number_verdicts = model.numbers.verdicts if model.numbers is not None else None
-        entry = parse_entry(parse_json(request.get_data(cache=False)), model.labels, model.verdicts, number_verdicts)
+        entry = parse_entry(parse_json(request.get_data(cache=False)), model.labels, model.verdicts, model.pad, number_verdicts)
     except TooLargeError as error:
         raise RequestEntityTooLarge(str(error)) from None
     except InputError as error:
@@ -143,7 +143,7 @@ def stats_page():
     if not is_operator():
         return login_page(None)
     try:
-        data = stats.page_data(current_app.extensions["feedback"].store)
+        data = stats.page_data(current_app.extensions["feedback"].store, current_app.extensions["model"].pad)
     except StoreError as error:
         raise ServiceUnavailable(str(error), retry_after=STORE_RETRY_SECONDS) from None
     response = Response(render_template("stats.html", **data), mimetype="text/html")

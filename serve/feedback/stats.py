@@ -6,7 +6,7 @@ import time
 
 from PIL import Image, ImageDraw, ImageFont
 
-from serve.feedback.entry import MAX_IMAGE_SIZE, NOT_DIGIT, shown
+from serve.feedback.entry import NOT_DIGIT, shown
 
 CLASSES = [str(digit) for digit in range(10)] + [NOT_DIGIT]
 SHORT_NAMES = {NOT_DIGIT: "X"}  # the picture's axis names "not a digit" X
@@ -58,11 +58,11 @@ def describe_confusion(rows):
     return "; ".join(f"{count}x said {label}, read as {shown}" for count, label, shown in mistakes)
 
 
-def thumbnails(entries):
+def thumbnails(entries, pad):
     """The latest corrections as {"image" (data: URL), "width", "label", "shown", "model", "when"}."""
     return [{"image": data_url(entry["image"]), "label": entry["label"], "model": entry["model"],
              # A number's drawing is as wide as the number pad: its thumbnail keeps the pad's shape.
-             "width": THUMBNAIL_HEIGHT * MAX_IMAGE_SIZE[entry["mode"]][0] // MAX_IMAGE_SIZE[entry["mode"]][1],
+             "width": THUMBNAIL_HEIGHT * pad[entry["mode"]][0] // pad[entry["mode"]][1],
              "shown": shown(entry["mode"], entry["predicted"], entry["verdict"]),
              "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(entry["received_at"]))}
             for entry in entries]
@@ -78,8 +78,8 @@ def data_url(png):
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def page_data(store):
-    """Everything /stats renders."""
+def page_data(store, pad):
+    """Everything /stats renders; `pad` is the model's pads, (width, height) by mode."""
     confusion = store.confusion()
     return {
         "counts": store.counts(),
@@ -87,6 +87,6 @@ def page_data(store):
         "confusion_image": confusion_png(confusion),
         "confusion_text": describe_confusion(confusion),
         "thumbnail_height": THUMBNAIL_HEIGHT,
-        "corrections": thumbnails(store.latest_corrections(LATEST_CORRECTIONS)),
+        "corrections": thumbnails(store.latest_corrections(LATEST_CORRECTIONS), pad),
         "store": store.describe(),
     }
