@@ -174,3 +174,6 @@ document.addEventListener('keydown', (event) => {
   // A focused button or switch handles Enter itself.
   if (event.key === 'Enter' && !event.target.closest('button, input')) predict();
 });
+// The pad takes ink and the buttons answer from here on (tests and bench/ wait for this).
+document.documentElement.dataset.page = 'wired';
+performance.mark('page:wired');
