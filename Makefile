@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve front train convert train-numbers convert-numbers test bench clean distclean vendor browser nginx fonts postgres check-arm
+.PHONY: help setup serve front train convert train-numbers convert-numbers test bench clean distclean vendor browser nginx fonts postgres check-arm check-launcher
 
 ## help: list the verbs
 help:
@@ -98,6 +98,13 @@ check-arm: $(SERVE_STAMP)
 	@command -v qemu-aarch64-static >/dev/null && [ -x /usr/sbin/debootstrap ] || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq --no-install-recommends qemu-user-static debootstrap debian-archive-keyring; }
 	$(SUDO) $(BIN)/python deploy/arm/check_arm.py $(ARGS)
+
+# Debian's Xvfb, Openbox and xdotool stand in for the Pi's screen, desktop and finger; curl is the launcher's health check.
+## check-launcher: run deploy/kiosk-browser.sh under Xvfb against `make serve`, policies installed (root; tests/test_launcher.py)
+check-launcher: $(ALL_STAMP) vendor browser
+	@command -v Xvfb >/dev/null && command -v xdotool >/dev/null && command -v openbox >/dev/null && command -v xprop >/dev/null && command -v curl >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends xvfb xdotool openbox x11-utils curl; }
+	$(SUDO) env CHECK_LAUNCHER=1 $(BIN)/python -m pytest -q tests/test_launcher.py $(ARGS)
 
 ## bench: measure speed, memory and accuracy against the peers; writes bench/RESULTS.md
 bench: setup
