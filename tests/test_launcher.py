@@ -130,7 +130,7 @@ class Kiosk:
         self.folder, self.url, self.origin = folder, url, origin
         self.display = f":{free_display()}"
         self.home = folder / "home"
-        self.profile = self.home / "chromium"
+        self.profile = self.home / ".local" / "share" / "digit-kiosk" / "chromium"  # the launcher's default
         self.xvfb = self.window_manager = self.launcher = None
 
     def install_policies(self):
@@ -284,8 +284,13 @@ def answer_a_seven(kiosk, reference):
     kiosk.click(reference["boxes"]["clear"])
     kiosk.draw(DIGITS["7"], reference["boxes"]["pad"])
     box = reference["answered_boxes"]["digit"]
-    return wait_until(lambda: (screen := kiosk.screenshot()) and difference(screen, reference["answered"], box) < SAME_PICTURE
-                      and screen, 30, "the big 7 of the reference answer")
+
+    def shows_a_seven():
+        screen = kiosk.screenshot()
+        screen.save(SHOTS / "launcher-last.png")
+        return difference(screen, reference["answered"], box) < SAME_PICTURE and screen
+
+    return wait_until(shows_a_seven, 30, "the big 7 of the reference answer")
 
 
 def test_the_kiosk_comes_up_full_screen_with_no_browser_chrome(kiosk, reference):
@@ -332,20 +337,8 @@ def test_no_menu_no_devtools_no_printing_no_saving(kiosk, reference):
         assert difference(kiosk.screenshot(), before, full) < 1, keys
 
 
-def test_chromium_restarted_offline_comes_back_from_its_cache_and_answers(kiosk, reference, server):
+def test_another_origin_is_refused(kiosk, reference, server, folder):
     wait_until(lambda: shows_the_ready_page(kiosk, reference), START_TIMEOUT_S, "the kiosk page, model ready")
-    server.stop()
-    (browser,) = kiosk.browsers()
-    os.kill(browser, signal.SIGTERM)
-    wait_until(lambda: kiosk.browsers() and kiosk.browsers() != [browser], 60, "the launcher to start Chromium again")
-    # The pad and buttons are back, drawn by the page's offline copy, and the model answers in the browser.
-    wait_until(lambda: difference(kiosk.screenshot(), reference["ready"], reference["boxes"]["pad"]) < 1, START_TIMEOUT_S,
-               "the page from the cache")
-    screen = answer_a_seven(kiosk, reference)
-    screen.save(SHOTS / "launcher-offline.png")
-
-
-def test_another_origin_is_refused(kiosk, reference, folder):
     visits = []
 
     class Counting(http.server.BaseHTTPRequestHandler):
@@ -358,18 +351,40 @@ def test_another_origin_is_refused(kiosk, reference, folder):
         def log_message(self, *arguments):
             pass
 
+    def hand_over(url):
+        """An address handed to the running kiosk, as a second launch or a link would: its browser opens it in a tab."""
+        subprocess.run(["nsenter", "--target", str(kiosk.browsers()[0]), "--mount", "runuser", "-u", USER, "--", "env", "-i",
+                        f"DISPLAY={kiosk.display}", f"HOME={kiosk.home}", "PATH=/usr/bin:/bin", "chromium",
+                        f"--user-data-dir={kiosk.profile}", url], check=True, timeout=30, capture_output=True)
+        time.sleep(5)
+        kiosk.xdotool("key", "ctrl+w")  # close that tab, back to the kiosk page
+        time.sleep(1)
+
+    def health_checks():
+        return (folder / "serve.log").read_text(errors="replace").count("GET /healthz 200")
+
     elsewhere = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Counting)
     threading.Thread(target=elsewhere.serve_forever, daemon=True).start()
     try:
-        # Another address handed to the running kiosk, as a link or a second launch would: the browser opens it...
-        subprocess.run(["nsenter", "--target", str(kiosk.browsers()[0]), "--mount", "runuser", "-u", USER, "--", "env", "-i",
-                        f"DISPLAY={kiosk.display}", f"HOME={kiosk.home}", "PATH=/usr/bin:/bin", "chromium",
-                        f"--user-data-dir={kiosk.profile}", f"http://127.0.0.1:{elsewhere.server_address[1]}/"],
-                       check=True, timeout=30, capture_output=True)
-        time.sleep(5)
-        # ...blocked by policy: not one request reaches that server.
+        # The control: an address of the kiosk's own origin handed over this way is opened, and reaches its server...
+        before = health_checks()
+        hand_over(f"{server.base_url}/healthz")
+        assert health_checks() == before + 1
+        # ...while one of another origin is blocked by policy: not one request reaches that server.
+        hand_over(f"http://127.0.0.1:{elsewhere.server_address[1]}/")
         assert visits == []
     finally:
         elsewhere.shutdown()
-        kiosk.xdotool("key", "ctrl+w")  # close what the attempt opened, back to the kiosk page
-        time.sleep(1)
+    assert shows_the_ready_page(kiosk, reference)
+
+
+def test_chromium_restarted_offline_comes_back_from_its_cache_and_answers(kiosk, reference, server):
+    wait_until(lambda: shows_the_ready_page(kiosk, reference), START_TIMEOUT_S, "the kiosk page, model ready")
+    server.stop()
+    (browser,) = kiosk.browsers()
+    os.kill(browser, signal.SIGTERM)
+    wait_until(lambda: kiosk.browsers() and kiosk.browsers() != [browser], 60, "the launcher to start Chromium again")
+    # The page is back from its offline copy, its model running in the browser, and answers there.
+    wait_until(lambda: shows_the_ready_page(kiosk, reference), START_TIMEOUT_S, "the page from the cache, model ready")
+    screen = answer_a_seven(kiosk, reference)
+    screen.save(SHOTS / "launcher-offline.png")
