@@ -400,8 +400,24 @@ def measure_numbers_only(args, manifest, fixtures):
     return Section("Browser: numbers", script_command("bench.browser", args, ["--numbers-only"]), markdown, [target])
 
 
+def measure_slow_only(args, fixtures):
+    """Only the slow-CPU stand-ins (bench/browser_slow.py): a Section of its own."""
+    from playwright.sync_api import sync_playwright
+
+    from bench.browser_slow import measure_slow
+
+    images, _ = mnist_test(1)
+    arguments = ["-m", "serve", "--port", "0"] + (["--artifacts", str(args.artifacts)] if args.artifacts.resolve() != ROOT / "artifacts" else [])
+    server = ServerProcess("ours", arguments, args.work_dir / "logs" / "browser-slow-serve.log", SERVE_ENVIRONMENT)
+    with server.start(png_bytes(pad_image(images[0]))), sync_playwright() as playwright:
+        markdown, targets = measure_slow(playwright, fixtures, f"http://127.0.0.1:{server.port}", args.quick)
+    return Section("Browser: a slow CPU", script_command("bench.browser", args, ["--slow-only"]), markdown, targets)
+
+
 def add_arguments(parser):
     parser.add_argument("--numbers-only", action="store_true", help="time only the warm in-browser number read")
+    parser.add_argument("--slow-only", action="store_true",
+                        help="only the slow-CPU stand-ins: the whole browser in a cgroup at 50%% of one core, and CDP 10× (root)")
 
 
 def measure(args):
@@ -417,6 +433,8 @@ def measure(args):
                        [Target("in-browser warm prediction", f"≤ {WARM_TARGET_MS:g} ms", "not measured", False, "web/vendor missing")])
     if args.numbers_only:
         return measure_numbers_only(args, manifest, fixtures)
+    if args.slow_only:
+        return measure_slow_only(args, fixtures)
     cold_rounds, reload_count, warm_count = (1, 1, 10) if args.quick else (3, 7, 100)
     # A smoke run keeps the rates its targets need.
     cold_rates, reload_rates = ((1,), (SLOW_RATE,)) if args.quick else (THROTTLE_RATES, THROTTLE_RATES)
