@@ -1,5 +1,6 @@
 """One contract: reader/contract.py, the manifest convert/ wrote from it, the shipped graphs and the page agree."""
 
+import json
 import re
 
 import onnx
@@ -50,3 +51,13 @@ def test_arrows_flow_one_way():
             text = path.read_text()
             for name in forbidden:
                 assert not re.search(rf"^\s*(from|import) {name}\b", text, flags=re.M), f"{path} imports {name}"
+
+
+def test_convert_manifest_stamps_the_pad_and_leaves_the_rest(manifest, tmp_path):
+    from convert.manifest import main
+
+    without = {key: value for key, value in manifest.items() if key != "pad"}
+    (tmp_path / "manifest.json").write_text(json.dumps(without))
+    main(["--artifacts", str(tmp_path)])
+    rewritten = json.loads((tmp_path / "manifest.json").read_text())
+    assert rewritten == {**without, "pad": contract.describe_pad()}

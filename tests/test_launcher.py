@@ -38,7 +38,8 @@ START_TIMEOUT_S = 120
 # Mean absolute difference (0-255) under which a region of the screen shows what headless Chromium shows.
 SAME_PICTURE = 12.0
 PAGE_BACKGROUND = (0x0E, 0x11, 0x16)  # style.css's --background, the theme colour of index.html
-SHOTS = Path(os.environ.get("LAUNCHER_SHOTS", tempfile.gettempdir()))
+# Where the two screenshots deploy/README.md shows go (LAUNCHER_SHOTS=docs/img renews them); the others stay in the run's folder.
+SHOTS = Path(os.environ["LAUNCHER_SHOTS"]) if os.environ.get("LAUNCHER_SHOTS") else None
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the launcher check needs root (unshare, mount, runuser)")
 
@@ -209,6 +210,11 @@ class Kiosk:
                 stop_group(process)
 
 
+def keep(screen, name):
+    if SHOTS:
+        screen.save(SHOTS / name)
+
+
 def region(image, box, inset=0):
     left, top = round(box["x"]) + inset, round(box["y"]) + inset
     right, bottom = round(box["x"] + box["width"]) - inset, round(box["y"] + box["height"]) - inset
@@ -276,7 +282,7 @@ def kiosk(folder, server, reference):
 def shows_the_ready_page(kiosk, reference):
     """The status line reads as the reference's: the model runs in the browser and the page works offline."""
     screen = kiosk.screenshot()
-    screen.save(SHOTS / "launcher-last.png")  # what the screen showed, if this times out
+    screen.save(kiosk.folder / "last.png")  # what the screen showed, if this times out
     return difference(screen, reference["ready"], reference["boxes"]["status"]) < SAME_PICTURE and screen
 
 
@@ -287,7 +293,7 @@ def answer_a_seven(kiosk, reference):
 
     def shows_a_seven():
         screen = kiosk.screenshot()
-        screen.save(SHOTS / "launcher-last.png")
+        screen.save(kiosk.folder / "last.png")
         return difference(screen, reference["answered"], box) < SAME_PICTURE and screen
 
     return wait_until(shows_a_seven, 30, "the big 7 of the reference answer")
@@ -295,7 +301,7 @@ def answer_a_seven(kiosk, reference):
 
 def test_the_kiosk_comes_up_full_screen_with_no_browser_chrome(kiosk, reference):
     screen = wait_until(lambda: shows_the_ready_page(kiosk, reference), START_TIMEOUT_S, "the kiosk page, model ready")
-    screen.save(SHOTS / "launcher-ready.png")
+    screen.save(kiosk.folder / "ready.png")
     assert screen.size == SCREEN
     assert len(kiosk.windows()) == 1
     # Nothing above the page (no address bar, no infobar): the screen is the page, pixel for pixel, where no text is.
@@ -307,7 +313,7 @@ def test_the_kiosk_comes_up_full_screen_with_no_browser_chrome(kiosk, reference)
 def test_a_digit_drawn_with_the_mouse_is_read_and_confirmed(kiosk, reference, server):
     wait_until(lambda: shows_the_ready_page(kiosk, reference), START_TIMEOUT_S, "the kiosk page, model ready")
     screen = answer_a_seven(kiosk, reference)
-    screen.save(SHOTS / "launcher-answer.png")
+    keep(screen, "launcher-answer.png")
     kiosk.click(reference["answered_boxes"]["right"])
     entries = wait_until(lambda: export(server.base_url), 10, "the confirmation in the feedback store")
     assert [(entry["predicted"], entry["label"], entry["correct"]) for entry in entries] == [(7, 7, True)]
@@ -318,7 +324,6 @@ def test_no_menu_no_devtools_no_printing_no_saving(kiosk, reference):
     kiosk.click(reference["boxes"]["clear"])
     time.sleep(1)
     before = kiosk.screenshot()
-    before.save(SHOTS / "launcher-before-keys.png")
     kiosk.click(reference["boxes"]["status"], button=3)  # a right click
     status = reference["boxes"]["status"]
     kiosk.xdotool("mousemove", round(status["x"] + 5), round(status["y"] + 5), "mousedown", 1, "sleep", 1.5, "mouseup", 1)
@@ -328,7 +333,8 @@ def test_no_menu_no_devtools_no_printing_no_saving(kiosk, reference):
     for keys in ("F12", "ctrl+shift+i", "ctrl+shift+j", "ctrl+p", "ctrl+s"):
         kiosk.xdotool("key", keys)
         time.sleep(1.5)
-        kiosk.screenshot().save(SHOTS / f"launcher-after-{keys}.png")
+        if keys == "F12":
+            keep(kiosk.screenshot(), "launcher-devtools-blocked.png")
         # No DevTools window, no print preview, no save dialog: at most Chromium's "blocked by your organization" notice,
         # which Escape dismisses, leaving the kiosk page as it was.
         assert len(kiosk.windows()) == 1, keys
@@ -387,4 +393,4 @@ def test_chromium_restarted_offline_comes_back_from_its_cache_and_answers(kiosk,
     # The page is back from its offline copy, its model running in the browser, and answers there.
     wait_until(lambda: shows_the_ready_page(kiosk, reference), START_TIMEOUT_S, "the page from the cache, model ready")
     screen = answer_a_seven(kiosk, reference)
-    screen.save(SHOTS / "launcher-offline.png")
+    screen.save(kiosk.folder / "offline.png")
