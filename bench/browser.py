@@ -18,6 +18,7 @@ Our server runs as `python -m serve` (logging each request) and Chromium loads t
 
 import asyncio
 import base64
+import os
 import re
 import tempfile
 import threading
@@ -460,6 +461,7 @@ def measure(args):
         first, second = visits(browser, server, proxy, fixtures)
         browser.close()
         proxy.stop()
+        slow = slow_stand_ins(playwright, fixtures, base_url, args.quick)
     page_variant = cold[1][0]["variant"]
 
     cold_rows, first_answer = [], {}
@@ -533,8 +535,20 @@ def measure(args):
         "manifest and model; the service worker's requests included); requests from the server's access log:",
         table(["Visit", "Server → browser", "Browser → server", "Requests", "Statuses", "Offline copy"], byte_rows),
         number_markdown,
+        slow[0],
     ])
-    return Section("Browser", script_command("bench.browser", args), markdown, targets)
+    return Section("Browser", script_command("bench.browser", args), markdown, targets + slow[1])
+
+
+def slow_stand_ins(playwright, fixtures, base_url, quick):
+    """bench/browser_slow.py's (markdown, targets); its cgroup needs root, and a smoke run of the whole bench leaves it out."""
+    from bench.browser_slow import measure_slow
+
+    if quick:
+        return "**Slow CPU**: not in a smoke run of the whole bench (`python -m bench.browser --slow-only --quick` is one).", []
+    if os.geteuid() != 0:
+        return "**Slow CPU**: not measured; its cgroup needs root (`sudo python -m bench.browser --slow-only`).", []
+    return measure_slow(playwright, fixtures, base_url, quick)
 
 
 if __name__ == "__main__":
