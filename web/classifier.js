@@ -1,9 +1,9 @@
 /**
  * The classifier: the digit reader, or in number mode the number reader. It runs the very ONNX file the
- * server runs (named and hashed by the manifest) with onnxruntime-web, in a worker of its own
- * (inference-worker.js) so that nothing heavy ever runs on the page's thread. Until that has started, or
- * if it cannot start (no WebAssembly, no module workers, the runtime blocked or broken), it asks the
- * server instead (POST /predict, or POST /number), whose answers it gives in the same shape.
+ * server runs (named and hashed by the manifest) with onnxruntime-web in the page's inference worker
+ * (inference-worker.js, one for all readers) so that nothing heavy ever runs on the page's thread. Until
+ * that has started, or if it cannot start (no WebAssembly, no module workers, the runtime blocked or
+ * broken), it asks the server instead (POST /predict, or POST /number), whose answers it gives in the same shape.
  */
 import { readerOf } from './offline.js';
 
@@ -21,6 +21,23 @@ const SERVER_RETRY_DELAYS_MS = [500, 1500];
 const BYTE_MAX = 255; // PNG channels are bytes
 // Until the manifest is known (a server answer on the very first load), a digit's label is its index.
 const DIGIT_LABELS = [...'0123456789'];
+
+// The one inference worker every classifier of the page uses, started with the first, and its readers' listeners.
+let worker = null;
+const listeners = new Map(); // reader id -> (message) => void
+let nextReader = 0;
+
+function inferenceWorker() {
+  if (worker) return worker;
+  worker = new Worker(WORKER_URL, { type: 'module', name: 'inference' });
+  worker.addEventListener('message', ({ data: message }) => listeners.get(message.reader)?.(message));
+  // A worker that cannot even load its module (a browser without module workers) says so only here.
+  worker.addEventListener('error', (event) => {
+    event.preventDefault();
+    for (const listener of listeners.values()) listener({ type: 'failed', message: event.message || 'the inference worker could not start' });
+  });
+  return worker;
+}
 
 /** A server answer that is not a prediction; `status` is the HTTP status, or 0 when the server is unreachable. */
 export class ServerError extends Error {
@@ -51,13 +68,14 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
   let settle;
   const started = new Promise((resolve, reject) => (settle = { resolve, reject }));
 
-  let worker = null;
+  const readerId = nextReader++;
+  let thread = null;
   try {
-    worker = new Worker(WORKER_URL, { type: 'module', name: `${mode} reader` });
+    thread = inferenceWorker();
   } catch (error) {
     settle.reject(error);
   }
-  worker?.addEventListener('message', ({ data: message }) => {
+  listeners.set(readerId, (message) => {
     if (message.type === 'progress') onProgress(message.loaded, message.total);
     if (message.type === 'mark') performance.mark(`classifier:${message.name}`, { startTime: message.time - performance.timeOrigin });
     if (message.type === 'model') {
@@ -74,18 +92,13 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
       else run?.reject(new Error(message.message));
     }
   });
-  // A worker that cannot even load its module (a browser without module workers) says so only here.
-  worker?.addEventListener('error', (event) => {
-    event.preventDefault();
-    settle.reject(new Error(event.message || 'the inference worker could not start'));
-  });
-  worker?.postMessage({ type: 'start', mode, variant, runtime: RUNTIME });
+  thread?.postMessage({ type: 'start', reader: readerId, mode, variant, runtime: RUNTIME });
 
   started.then(
     () => setState('ready'),
     (error) => {
       console.warn('in-browser model unavailable, asking the server instead:', error.message);
-      worker?.terminate();
+      listeners.delete(readerId);
       setState('failed');
     },
   );
@@ -94,7 +107,7 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
   const runInWorker = (image) => new Promise((resolve, reject) => {
     const id = nextId++;
     pending.set(id, { resolve, reject });
-    worker.postMessage({ type: 'run', id, image }, [image.data.buffer]);
+    thread.postMessage({ type: 'run', reader: readerId, id, image }, [image.data.buffer]);
   });
 
   return {

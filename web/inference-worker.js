@@ -1,88 +1,98 @@
 /**
- * The in-browser reader's own thread. onnxruntime-web's 14 MB wasm is instantiated, the session created and
- * every prediction run here, so the page's thread stays free: the pad takes ink and the buttons answer
- * while the model starts, and the server can answer meanwhile. One worker runs one reader (web/classifier.js
- * starts one per mode, when the mode is first used).
+ * The in-browser readers' own thread. onnxruntime-web's 14 MB wasm is instantiated once, here, each reader's
+ * session created and every prediction run here, so the page's thread stays free: the pad takes ink and the
+ * buttons answer while a model starts, and the server can answer meanwhile. One worker serves the page's
+ * readers (the digit reader, and the number reader once number mode is first chosen): one wasm instance and
+ * its memory, not one per reader.
  *
- * Page → worker: {type: 'start', mode, variant, runtime: {directory, module, wasm}} once, then
- * {type: 'run', id, image: {data, height, width}} (data transferred).
- * Worker → page: {type: 'progress', loaded, total}, {type: 'model', manifest, variant}, {type: 'mark', name, time}
- * (time on the shared clock, performance.timeOrigin + now), {type: 'ready'} or {type: 'failed', message}; for
- * each run {type: 'outputs', id, outputs: {name: {data, dims}}, milliseconds} or {type: 'error', id, message}.
+ * Page → worker: {type: 'start', reader, mode, variant, runtime: {directory, module, wasm}} once per reader (an
+ * id the page chooses), then {type: 'run', reader, id, image: {data, height, width}} (data transferred).
+ * Worker → page, each with its reader: {type: 'progress', loaded, total}, {type: 'model', manifest, variant},
+ * {type: 'mark', name, time} (time on the shared clock, performance.timeOrigin + now), {type: 'ready'} or
+ * {type: 'failed', message}; for each run {type: 'outputs', id, outputs: {name: {data, dims}}, milliseconds}
+ * or {type: 'error', id, message}.
  */
 import { combineProgress, download, hasOfflineCopy, loadModel, readerOf } from './offline.js';
 
 const WARM_UP_RUNS = 10;
 
-let session = null; // {ort, inference, warmUp, classified}
+const sessions = new Map(); // reader id -> {inference, warmUp, input}, once ready
+let runtime = null; // onnxruntime-web, imported and set up once for every reader
 const queue = createQueue();
-let started = null;
+let classified = false; // a real prediction has run: warm-up runs stop
 
 self.addEventListener('message', ({ data: message }) => {
-  if (message.type === 'start') started ??= start(message);
+  if (message.type === 'start') start(message);
   if (message.type === 'run') run(message);
 });
 
-function mark(name) {
-  self.postMessage({ type: 'mark', name, time: performance.timeOrigin + performance.now() });
-}
-
-async function start({ mode, variant, runtime }) {
+async function start({ reader: id, mode, variant, runtime: files }) {
+  const post = (message) => self.postMessage({ ...message, reader: id });
+  const mark = (name) => post({ type: 'mark', name, time: performance.timeOrigin + performance.now() });
   try {
-    const progress = combineProgress((loaded, total) => self.postMessage({ type: 'progress', loaded, total }));
+    const progress = combineProgress((loaded, total) => post({ type: 'progress', loaded, total }));
     const modelLoaded = loadModel(progress.part('model'), variant, mode).then((model) => {
       mark('model-loaded');
-      self.postMessage({ type: 'model', manifest: model.manifest, variant: model.variant });
+      post({ type: 'model', manifest: model.manifest, variant: model.variant });
       return model;
     });
     if (typeof WebAssembly !== 'object') {
       await modelLoaded;
       throw new Error('this browser has no WebAssembly');
     }
-    const [model, ort] = await Promise.all([modelLoaded, import(runtime.module), prefetchRuntime(runtime.wasm, progress.part('runtime'))]);
-    ort.env.logLevel = 'error';
-    ort.env.wasm.wasmPaths = runtime.directory;
-    // Single-threaded wasm needs no cross-origin isolation headers (COOP/COEP, troublesome on iOS), and
-    // this worker already keeps the model off the page's thread: no proxy worker of onnxruntime's own.
-    ort.env.wasm.numThreads = 1;
-    ort.env.wasm.proxy = false;
+    runtime ??= loadRuntime(files, progress.part('runtime'));
+    const [model, ort] = await Promise.all([modelLoaded, runtime]);
     const reader = readerOf(model.manifest, mode);
     const inference = await ort.InferenceSession.create(model.bytes);
     mark('session-created');
     // The first run of a session sets up its buffers: do that now, not on someone's digit.
     const warmUp = { [reader.input.name]: warmUpImage(ort, model.manifest.pad[mode], mode) };
-    await inference.run(warmUp);
+    await queue(() => inference.run(warmUp));
     mark('first-run');
-    session = { ort, inference, warmUp, classified: false, input: reader.input.name };
-    self.postMessage({ type: 'ready' });
-    keepWarm();
+    const session = { ort, inference, warmUp, input: reader.input.name };
+    sessions.set(id, session);
+    post({ type: 'ready' });
+    keepWarm(session);
   } catch (error) {
-    self.postMessage({ type: 'failed', message: error.message });
+    post({ type: 'failed', message: error.message });
   }
 }
 
-async function run({ id, image }) {
+async function loadRuntime(files, onProgress) {
+  const [ort] = await Promise.all([import(files.module), prefetchRuntime(files.wasm, onProgress)]);
+  ort.env.logLevel = 'error';
+  ort.env.wasm.wasmPaths = files.directory;
+  // Single-threaded wasm needs no cross-origin isolation headers (COOP/COEP, troublesome on iOS), and
+  // this worker already keeps the model off the page's thread: no proxy worker of onnxruntime's own.
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.proxy = false;
+  return ort;
+}
+
+async function run({ reader: id, id: runId, image }) {
+  const post = (message) => self.postMessage({ ...message, reader: id, id: runId });
   try {
+    const session = sessions.get(id);
     if (!session) throw new Error('the in-browser model is not ready');
-    session.classified = true;
+    classified = true;
     const begun = performance.now();
     const input = new session.ort.Tensor('float32', image.data, [image.height, image.width]);
     const results = await queue(() => session.inference.run({ [session.input]: input }));
     // Copied, not transferred: the outputs are small (a 28 x W image at most).
     const outputs = Object.fromEntries(Object.entries(results).map(([name, tensor]) => [name, { data: tensor.data, dims: tensor.dims }]));
-    self.postMessage({ type: 'outputs', id, outputs, milliseconds: performance.now() - begun });
+    post({ type: 'outputs', outputs, milliseconds: performance.now() - begun });
   } catch (error) {
-    self.postMessage({ type: 'error', id, message: error.message });
+    post({ type: 'error', message: error.message });
   }
 }
 
 // The browser compiles the wasm kernels a session uses with its optimising compiler only after a few
 // runs (tens of ms each until then; after a reload its code cache may already hold them). Those runs go
-// on once the model is ready, queued between people's predictions, and stop at the first real one.
-async function keepWarm() {
-  for (let count = 1; count < WARM_UP_RUNS && !session.classified; count++) {
+// on once a model is ready, queued between people's predictions, and stop at the first real one.
+async function keepWarm(session) {
+  for (let count = 1; count < WARM_UP_RUNS && !classified; count++) {
     await new Promise((resolve) => setTimeout(resolve)); // let a real prediction in between
-    await queue(() => (session.classified ? null : session.inference.run(session.warmUp)));
+    await queue(() => (classified ? null : session.inference.run(session.warmUp)));
   }
 }
 
