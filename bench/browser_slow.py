@@ -156,11 +156,11 @@ class BrowserGroup:
         self.executable.unlink()
         self.folder.rmdir()
 
-    def renderer_memory_mb(self):
-        """Resident memory of the group's renderer processes (a page's workers are threads of its renderer), in MB:
-        (proportional set size summed, resident set size of the largest). PSS shares each shared page (libraries,
-        V8's snapshot, fonts) among the processes mapping it, so renderers' PSS add up; RSS counts them whole."""
-        pss = largest = 0
+    def page_renderer_memory_mb(self):
+        """(RSS, PSS) in MB of the kiosk page's renderer process, its workers included (they are its threads): the
+        largest renderer of a browser showing one page (the others are a spare and Chromium's own). RSS counts
+        shared pages (libraries, V8's snapshot, fonts) whole; PSS shares them among the processes mapping them."""
+        largest = (0, 0)
         for pid in (self.path / "cgroup.procs").read_text().split():
             try:
                 if b"--type=renderer" not in Path(f"/proc/{pid}/cmdline").read_bytes():
@@ -168,9 +168,8 @@ class BrowserGroup:
                 rollup = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:])
             except OSError:
                 continue
-            pss += int(rollup["Pss"].split()[0])
-            largest = max(largest, int(rollup["Rss"].split()[0]))
-        return pss / 1024, largest / 1024
+            largest = max(largest, (int(rollup["Rss"].split()[0]), int(rollup["Pss"].split()[0])))
+        return largest[0] / 1024, largest[1] / 1024
 
 
 @contextmanager
@@ -333,7 +332,7 @@ def warm_and_memory(playwright, fixtures, base_url, count):
                     page.evaluate(PREDICT_MANY_SCRIPT, checkpoint - done)
                     done = checkpoint
                     page.wait_for_timeout(500)
-                    memory[mode, checkpoint] = group.renderer_memory_mb()
+                    memory[mode, checkpoint] = group.page_renderer_memory_mb()
         finally:
             context.close()
     return warm, memory
@@ -371,7 +370,7 @@ def measure_slow(playwright, fixtures, base_url, quick=False):
     first_ink = median(pick(cdp, "firstInk"))
     longest = median(pick(cdp, "longestTask"))
     warm_median = {key: median(run["total"]) for key, run in warm.items()}
-    peak = max(pss for pss, _ in memory.values())
+    peak = max(rss for rss, _ in memory.values())
     growth = {mode: memory[mode, MEMORY_CHECKPOINTS[-1]][0] - memory[mode, MEMORY_CHECKPOINTS[1]][0] for mode in ("digit", "number")}
     backends = lambda runs: ", ".join(sorted({run["backend"] for run in runs}))
     share = f"cgroup {round(CPU_SHARE * 100)}%"
@@ -400,14 +399,14 @@ def measure_slow(playwright, fixtures, base_url, quick=False):
         Target("renderer memory after 100 predictions in each mode, flat", f"≤ {MEMORY_TARGET_MB:g} MB",
                f"{peak:.0f} MB; +{growth['digit']:.1f} / +{growth['number']:.1f} MB from 50 to 100",
                peak <= MEMORY_TARGET_MB and max(growth.values()) < 5,
-               "PSS of the renderers (the page's workers are its threads), from /proc/PID/smaps_rollup"),
+               "RSS of the page's renderer (its workers are its threads), /proc/PID/smaps_rollup; PSS beside it in the section"),
     ]
     rows = lambda runs, keys: [[index + 1, *[f"{run[key]:.0f}" if isinstance(run[key], float) else run[key] for key in keys]]
                                for index, run in enumerate(runs)]
     warm_rows = [[mode, f"{rate}×", len(run["total"]), run["backend"], f"{median(run['total']):.2f} ms", f"{percentile(run['total'], 90):.2f} ms",
                   f"{median(run['worker']):.2f} ms", f"{median(run['pageThread']):.2f} ms ({percentile(run['pageThread'], 90):.2f} ms)",
                   run["answer"]] for (mode, rate), run in warm.items()]
-    memory_rows = [[mode, *[f"{memory[mode, checkpoint][0]:.0f} MB ({memory[mode, checkpoint][1]:.0f} MB)" for checkpoint in MEMORY_CHECKPOINTS]]
+    memory_rows = [[mode, *[f"{memory[mode, checkpoint][0]:.0f} MB (PSS {memory[mode, checkpoint][1]:.0f} MB)" for checkpoint in MEMORY_CHECKPOINTS]]
                    for mode in ("digit", "number")]
     markdown = "\n\n".join([
         f"**Slow CPU**: two stand-ins for a Pi. *{share}*: every Chromium process in a cgroup v1 `cpu` group with "
@@ -430,8 +429,8 @@ def measure_slow(playwright, fixtures, base_url, quick=False):
         "worker = the run inside the worker), taking turns with the same file run on the page's own thread as before "
         "the worker (readPixels + session.run; median, p90 in brackets):",
         table(["Mode", "CPU", "Predictions", "Backend", "Median", "p90", "Worker median", "On the page's thread", "Read"], warm_rows),
-        "Renderer memory after N predictions through the page's Predict button, digit then number mode, one page: the "
-        "renderers' PSS summed (in brackets the largest renderer's RSS, shared pages counted whole):",
+        "The page's renderer (its workers are its threads) after N predictions through the page's Predict button, digit "
+        "then number mode, one page: resident memory (RSS, shared pages counted whole), PSS in brackets:",
         table(["Mode", *[f"after {checkpoint}" for checkpoint in MEMORY_CHECKPOINTS]], memory_rows),
     ])
     return markdown, targets
