@@ -314,8 +314,23 @@ def warm_and_memory(playwright, fixtures, base_url, count):
                     warm[mode, rate] = page.evaluate(WARM_SCRIPT, {"count": count, "warmup": 10, "mode": mode})
                 finally:
                     context.close()
-        # Memory: one kiosk page, 100 predictions in each mode through its own Predict button.
+        # Memory: first the page with no in-browser model (the runtime blocked: the server answers), as a baseline...
         time.sleep(2)  # the closed contexts' renderers exit
+        context = browser.new_context(base_url=base_url, viewport=fixtures.KIOSK_VIEWPORT, service_workers="block")
+        try:
+            context.set_default_timeout(180_000)
+            page = context.new_page()
+            page.route("**/*.wasm", lambda route: route.abort())
+            page.goto(PAGE)
+            page.wait_for_selector(fixtures.RUNTIME_FAILED)
+            draw_for(page, "digit", fixtures)
+            page.evaluate(PREDICT_MANY_SCRIPT, 1)
+            page.wait_for_timeout(500)
+            memory["digit, no in-browser model", 1] = group.page_renderer_memory_mb()
+        finally:
+            context.close()
+        # ...then one kiosk page, 100 predictions in each mode through its own Predict button.
+        time.sleep(2)
         context = browser.new_context(base_url=base_url, viewport=fixtures.KIOSK_VIEWPORT)
         try:
             context.set_default_timeout(180_000)
@@ -370,7 +385,7 @@ def measure_slow(playwright, fixtures, base_url, quick=False):
     first_ink = median(pick(cdp, "firstInk"))
     longest = median(pick(cdp, "longestTask"))
     warm_median = {key: median(run["total"]) for key, run in warm.items()}
-    peak = max(rss for rss, _ in memory.values())
+    peak = max(rss for (mode, _), (rss, _) in memory.items() if mode in ("digit", "number"))
     growth = {mode: memory[mode, MEMORY_CHECKPOINTS[-1]][0] - memory[mode, MEMORY_CHECKPOINTS[1]][0] for mode in ("digit", "number")}
     backends = lambda runs: ", ".join(sorted({run["backend"] for run in runs}))
     share = f"cgroup {round(CPU_SHARE * 100)}%"
@@ -406,8 +421,8 @@ def measure_slow(playwright, fixtures, base_url, quick=False):
     warm_rows = [[mode, f"{rate}×", len(run["total"]), run["backend"], f"{median(run['total']):.2f} ms", f"{percentile(run['total'], 90):.2f} ms",
                   f"{median(run['worker']):.2f} ms", f"{median(run['pageThread']):.2f} ms ({percentile(run['pageThread'], 90):.2f} ms)",
                   run["answer"]] for (mode, rate), run in warm.items()]
-    memory_rows = [[mode, *[f"{memory[mode, checkpoint][0]:.0f} MB (PSS {memory[mode, checkpoint][1]:.0f} MB)" for checkpoint in MEMORY_CHECKPOINTS]]
-                   for mode in ("digit", "number")]
+    memory_rows = [[mode, *[f"{memory[mode, checkpoint][0]:.0f} MB (PSS {memory[mode, checkpoint][1]:.0f} MB)" if (mode, checkpoint) in memory
+                            else "—" for checkpoint in MEMORY_CHECKPOINTS]] for mode in ("digit, no in-browser model", "digit", "number")]
     markdown = "\n\n".join([
         f"**Slow CPU**: two stand-ins for a Pi. *{share}*: every Chromium process in a cgroup v1 `cpu` group with "
         f"`cpu.cfs_quota_us` = {round(CPU_SHARE * CPU_PERIOD_US)} per `cpu.cfs_period_us` = {CPU_PERIOD_US}. *CDP {CDP_SLOW_RATE}×*: "
