@@ -1,6 +1,6 @@
 """Browser: the kiosk page in headless Chromium (Playwright) — first visit, cached reload, warm prediction per variant, CPU throttling, bytes.
 
-    python -m bench.browser [--quick]
+    python -m bench.browser [--quick] [--numbers-only | --slow-only]
 
 Our server runs as `python -m serve` (logging each request) and Chromium loads the page from it.
 - Cold: a fresh browser context (empty caches, no service worker); a digit is drawn as soon as the pad
@@ -12,6 +12,8 @@ Our server runs as `python -m serve` (logging each request) and Chromium loads t
 - Throttled: CDP Emulation.setCPUThrottlingRate 4 and 10 (rough stand-ins for a Pi 4 and a Pi 3 / Zero 2 W;
   it slows the page's threads, not the browser's background compiler threads).
 - Bytes: a byte-counting TCP proxy sits between Chromium and the server for a first and a second visit.
+- Slow CPU (bench/browser_slow.py, alone with --slow-only; root): the whole browser in a cgroup at 50% of one
+  core, and CDP 10× for the main thread's own figures; medians of 5 runs with their range.
 - Numbers: the number reader's files (and the digit reader's, alike) run directly with onnxruntime-web in a page
   of ours, on a composed 4-digit number the size of the number pad, many times over; the model alone, no page UI.
 """
