@@ -10,7 +10,7 @@ Our server runs as `python -m serve` (logging each request) and Chromium loads t
 - Warm: in a page whose model is running, the page's own modules read the pad and classify it, many
   times over: "pad pixels -> probabilities", readPixels() included; once per model variant of the manifest.
 - Throttled: CDP Emulation.setCPUThrottlingRate 4 and 10 (rough stand-ins for a Pi 4 and a Pi 3 / Zero 2 W;
-  it slows the page's threads, not the browser's background compiler threads).
+  it slows the page's main thread, not the inference worker nor the browser's background compiler threads).
 - Bytes: a byte-counting TCP proxy sits between Chromium and the server for a first and a second visit.
 - Slow CPU (bench/browser_slow.py, alone with --slow-only; root): the whole browser in a cgroup at 50% of one
   core, and CDP 10× for the main thread's own figures; medians of 5 runs with their range.
