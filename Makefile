@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve front train convert train-numbers convert-numbers test bench clean distclean vendor browser nginx fonts postgres systemd check-arm podman image check-image
+.PHONY: help setup serve front train convert train-numbers convert-numbers test bench clean distclean vendor browser nginx fonts postgres systemd check-arm podman image check-image check-launcher
 
 ## help: list the verbs
 help:
@@ -119,6 +119,13 @@ image: $(SERVE_STAMP) vendor podman
 ## check-image: run the image as an operator would: read-only, kube play, 3 replicas + nginx + PostgreSQL, a rollout
 check-image: image $(ALL_STAMP)
 	$(SUDO) $(BIN)/python deploy/image/check_image.py $(ARGS)
+
+# Debian's Xvfb, Openbox and xdotool stand in for the Pi's screen, desktop and finger; curl is the launcher's health check.
+## check-launcher: run deploy/kiosk-browser.sh under Xvfb against `make serve`, policies installed (root; tests/test_launcher.py)
+check-launcher: $(ALL_STAMP) vendor browser
+	@command -v Xvfb >/dev/null && command -v xdotool >/dev/null && command -v openbox >/dev/null && command -v xprop >/dev/null && command -v curl >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends xvfb xdotool openbox x11-utils curl; }
+	$(SUDO) env CHECK_LAUNCHER=1 $(BIN)/python -m pytest -q tests/test_launcher.py $(ARGS)
 
 ## bench: measure speed, memory and accuracy against the peers; writes bench/RESULTS.md
 bench: setup

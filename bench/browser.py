@@ -1,6 +1,6 @@
 """Browser: the kiosk page in headless Chromium (Playwright) — first visit, cached reload, warm prediction per variant, CPU throttling, bytes.
 
-    python -m bench.browser [--quick]
+    python -m bench.browser [--quick] [--numbers-only | --slow-only]
 
 Our server runs as `python -m serve` (logging each request) and Chromium loads the page from it.
 - Cold: a fresh browser context (empty caches, no service worker); a digit is drawn as soon as the pad
@@ -10,14 +10,17 @@ Our server runs as `python -m serve` (logging each request) and Chromium loads t
 - Warm: in a page whose model is running, the page's own modules read the pad and classify it, many
   times over: "pad pixels -> probabilities", readPixels() included; once per model variant of the manifest.
 - Throttled: CDP Emulation.setCPUThrottlingRate 4 and 10 (rough stand-ins for a Pi 4 and a Pi 3 / Zero 2 W;
-  it slows the page's threads, not the browser's background compiler threads).
+  it slows the page's main thread, not the inference worker nor the browser's background compiler threads).
 - Bytes: a byte-counting TCP proxy sits between Chromium and the server for a first and a second visit.
+- Slow CPU (bench/browser_slow.py, alone with --slow-only; root): the whole browser in a cgroup at 50% of one
+  core, and CDP 10× for the main thread's own figures; medians of 5 runs with their range.
 - Numbers: the number reader's files (and the digit reader's, alike) run directly with onnxruntime-web in a page
   of ours, on a composed 4-digit number the size of the number pad, many times over; the model alone, no page UI.
 """
 
 import asyncio
 import base64
+import os
 import re
 import tempfile
 import threading
@@ -400,8 +403,24 @@ def measure_numbers_only(args, manifest, fixtures):
     return Section("Browser: numbers", script_command("bench.browser", args, ["--numbers-only"]), markdown, [target])
 
 
+def measure_slow_only(args, fixtures):
+    """Only the slow-CPU stand-ins (bench/browser_slow.py): a Section of its own."""
+    from playwright.sync_api import sync_playwright
+
+    from bench.browser_slow import measure_slow
+
+    images, _ = mnist_test(1)
+    arguments = ["-m", "serve", "--port", "0"] + (["--artifacts", str(args.artifacts)] if args.artifacts.resolve() != ROOT / "artifacts" else [])
+    server = ServerProcess("ours", arguments, args.work_dir / "logs" / "browser-slow-serve.log", SERVE_ENVIRONMENT)
+    with server.start(png_bytes(pad_image(images[0]))), sync_playwright() as playwright:
+        markdown, targets = measure_slow(playwright, fixtures, f"http://127.0.0.1:{server.port}", args.quick)
+    return Section("Browser: a slow CPU", script_command("bench.browser", args, ["--slow-only"]), markdown, targets)
+
+
 def add_arguments(parser):
     parser.add_argument("--numbers-only", action="store_true", help="time only the warm in-browser number read")
+    parser.add_argument("--slow-only", action="store_true",
+                        help="only the slow-CPU stand-ins: the whole browser in a cgroup at 50%% of one core, and CDP 10× (root)")
 
 
 def measure(args):
@@ -417,6 +436,8 @@ def measure(args):
                        [Target("in-browser warm prediction", f"≤ {WARM_TARGET_MS:g} ms", "not measured", False, "web/vendor missing")])
     if args.numbers_only:
         return measure_numbers_only(args, manifest, fixtures)
+    if args.slow_only:
+        return measure_slow_only(args, fixtures)
     cold_rounds, reload_count, warm_count = (1, 1, 10) if args.quick else (3, 7, 100)
     # A smoke run keeps the rates its targets need.
     cold_rates, reload_rates = ((1,), (SLOW_RATE,)) if args.quick else (THROTTLE_RATES, THROTTLE_RATES)
@@ -442,6 +463,7 @@ def measure(args):
         first, second = visits(browser, server, proxy, fixtures)
         browser.close()
         proxy.stop()
+        slow = slow_stand_ins(playwright, fixtures, base_url, args.quick)
     page_variant = cold[1][0]["variant"]
 
     cold_rows, first_answer = [], {}
@@ -515,8 +537,20 @@ def measure(args):
         "manifest and model; the service worker's requests included); requests from the server's access log:",
         table(["Visit", "Server → browser", "Browser → server", "Requests", "Statuses", "Offline copy"], byte_rows),
         number_markdown,
+        slow[0],
     ])
-    return Section("Browser", script_command("bench.browser", args), markdown, targets)
+    return Section("Browser", script_command("bench.browser", args), markdown, targets + slow[1])
+
+
+def slow_stand_ins(playwright, fixtures, base_url, quick):
+    """bench/browser_slow.py's (markdown, targets); its cgroup needs root, and a smoke run of the whole bench leaves it out."""
+    from bench.browser_slow import measure_slow
+
+    if quick:
+        return "**Slow CPU**: not in a smoke run of the whole bench (`python -m bench.browser --slow-only --quick` is one).", []
+    if os.geteuid() != 0:
+        return "**Slow CPU**: not measured; its cgroup needs root (`sudo python -m bench.browser --slow-only`).", []
+    return measure_slow(playwright, fixtures, base_url, quick)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,20 @@
-"""artifacts/manifest.json: the one description of the shipped model, written atomically with its files."""
+"""artifacts/manifest.json: the one description of the shipped model, written atomically with its files.
+
+    python -m convert.manifest [--artifacts DIR]
+
+rewrites the manifest's contract sections that need no model (the pad's geometry) from reader/contract.py,
+without retraining or converting: the files and their hashes stay as they are.
+"""
+
+import argparse
 
 import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
+
+from reader.contract import describe_pad
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "artifacts"
 MANIFEST_NAME = "manifest.json"
@@ -52,7 +62,7 @@ def write_artifacts(models, manifest, directory=ARTIFACTS_DIR, references=None):
             name = content_addressed_name(variant, data)
             _write_atomically(directory / name, data)
             manifest.setdefault(section, {}).setdefault(variant, {}).update(file=name, sha256=sha256_bytes(data), bytes=len(data))
-    _write_atomically(directory / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
+    _write_manifest(directory, manifest)
     named = {entry["file"] for section in ("variants", "references") for entry in manifest.get(section, {}).values()}
     for stale in directory.glob("digits-*"):
         if stale.name not in named:
@@ -69,7 +79,7 @@ def write_number_artifacts(models, section, directory=ARTIFACTS_DIR):
         _write_atomically(directory / name, data)
         section["variants"].setdefault(variant, {}).update(file=name, sha256=sha256_bytes(data), bytes=len(data))
     manifest[NUMBERS_SECTION] = section
-    _write_atomically(directory / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
+    _write_manifest(directory, manifest)
     named = {entry["file"] for entry in section["variants"].values()}
     for stale in directory.glob(f"{NUMBERS_SECTION}-*"):
         if stale.name not in named:
@@ -77,5 +87,23 @@ def write_number_artifacts(models, section, directory=ARTIFACTS_DIR):
     return manifest
 
 
+def _write_manifest(directory, manifest):
+    """Stamp the contract's sections that do not depend on a model, then replace the manifest atomically."""
+    manifest["pad"] = describe_pad()
+    _write_atomically(Path(directory) / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
+
+
 def read_manifest(directory=ARTIFACTS_DIR):
     return json.loads((Path(directory) / MANIFEST_NAME).read_text())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Rewrite the manifest's model-independent sections (the pad) from reader/contract.py.")
+    parser.add_argument("--artifacts", type=Path, default=ARTIFACTS_DIR, help="the folder holding manifest.json")
+    args = parser.parse_args(argv)
+    _write_manifest(args.artifacts, read_manifest(args.artifacts))
+    print(f"{args.artifacts / MANIFEST_NAME}: pad {describe_pad()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,9 +9,6 @@ NOT_DIGIT = "not_digit"
 NOT_NUMBER = "not_number"
 DIGIT_MODE, NUMBER_MODE = "digit", "number"
 MODES = (DIGIT_MODE, NUMBER_MODE)
-# The largest drawing the page sends in each mode, width x height: its pad (reader.contract's PAD_SIDE and
-# NUMBER_PAD_WIDTH x NUMBER_PAD_HEIGHT, which serve/ and feedback/ do not import; a test holds them equal).
-MAX_IMAGE_SIZE = {DIGIT_MODE: (280, 280), NUMBER_MODE: (840, 280)}
 
 
 @dataclass(frozen=True)
@@ -21,7 +18,7 @@ class Entry:
     predicted: int | str  # a digit 0..9, or in number mode the number as a string ("" when none was read)
     verdict: str
     label: str  # "0".."9" or "not_digit"; in number mode "2026" or "not_number"
-    image: bytes  # the PNG as the page sent it (checked: one readable PNG within MAX_IMAGE_SIZE)
+    image: bytes  # the PNG as the page sent it (checked: one readable PNG within the manifest's pad)
     strokes: str | None  # compact JSON, or None
     received_at: float
     mode: str = DIGIT_MODE

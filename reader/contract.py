@@ -85,6 +85,14 @@ NUMBER_PAD_HEIGHT = PAD_SIDE
 NUMBER_PAD_WIDTH = 3 * PAD_SIDE
 
 
+def describe_pad():
+    """The manifest's "pad" section: each mode's pad in CSS pixels, which the page draws and reads at most, and
+    which the server takes at most from it; the pen's width is a share of the pad's shorter side."""
+    return {"digit": {"width": PAD_SIDE, "height": PAD_SIDE},
+            "number": {"width": NUMBER_PAD_WIDTH, "height": NUMBER_PAD_HEIGHT},
+            "pen_width": PAD_PEN_WIDTH, "pen_width_of": "the pad's shorter side"}
+
+
 def describe_number_outputs():
     """The manifest's numbers.outputs section."""
     return {

@@ -9,7 +9,7 @@ from werkzeug.exceptions import (
 )
 
 from serve.decode import (
-    MAX_DECODED_SIDE, MAX_NUMBER_DECODED_SIDE, Decoded, InputError, NoInkError, TooLargeError, check_ink,
+    MAX_DECODED_SIDE, Decoded, InputError, NoInkError, TooLargeError, check_ink,
     decode_base64, decode_image, pixels_to_array,
 )
 
@@ -40,11 +40,13 @@ def predict():
 
 @blueprint.post("/number")
 def number():
-    reader = current_app.extensions["model"].numbers
+    model = current_app.extensions["model"]
+    reader = model.numbers
     if reader is None:
         raise ServiceUnavailable('this server has no number reader: its manifest has no "numbers" section')
-    # A number's pixels may be any rectangle, since a line of digits is wider than it is high.
-    return answer_each(reader.predict, reader.ink_threshold, "a number", None, MAX_NUMBER_DECODED_SIDE)
+    # A number's pixels may be any rectangle, since a line of digits is wider than it is high. The number pad
+    # (the manifest's) is read unreduced, as the page reads it.
+    return answer_each(reader.predict, reader.ink_threshold, "a number", None, model.number_decoded_side)
 
 
 def answer_each(read, ink_threshold, wanted, pixels_side, max_side):

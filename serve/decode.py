@@ -4,7 +4,7 @@ Images may be any size and mode (grey, RGB, palette, with alpha), either polarit
 their EXIF orientation. The model does the MNIST normalisation itself, so this module only decodes,
 composites alpha, rotates, and flips polarity. Errors are ValueError subclasses naming the problem.
 
-An image larger than MAX_DECODED_SIDE (for a number, MAX_NUMBER_DECODED_SIDE) is never held at full size:
+An image larger than MAX_DECODED_SIDE (for a number, the number pad's longer side) is never held at full size:
 the decode reports the integer factor it reduced by, so answers can point into the sent image. PNGs are decoded a band of rows at a
 time (serve/png_bands.py), other formats whole only when that is small (JPEG decodes at reduced scale),
 and each band is composited and box-reduced before the next. At most a few such decodes run at once.
@@ -30,14 +30,11 @@ from serve import png_bands
 
 # Formats Pillow may open: the ones the API accepts, so no other (larger, riskier) decoder ever runs.
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
-# The model fits the digit's ink into a 20 px box; the kiosk's pad is 280 px. Larger images are
+# The model fits the digit's ink into a 20 px box; the kiosk's pad is smaller than this. Larger images are
 # box-reduced by an integer factor to at most this side while they are decoded: a pad drawing is never
 # touched, a digit filling a tenth of a photo still keeps twice the model's box, and the float32 array
 # the model gets stays under 0.8 MB.
 MAX_DECODED_SIDE = 448
-# A number is a wide line of digits: the kiosk's number pad (reader.contract.NUMBER_PAD_WIDTH, which serve/
-# does not import; a test holds them equal) is read unreduced, as the page reads it. The input stays under 2.9 MB.
-MAX_NUMBER_DECODED_SIDE = 840
 # Rows are decoded, composited and reduced in bands of about this many pixels (1 MB as RGBA).
 BAND_PIXELS = 256 * 1024
 # A large image that cannot be decoded in bands (GIF, BMP, WebP, interlaced or 16-bit colour PNG) is

@@ -16,6 +16,7 @@ import onnxruntime
 from serve.number_model import OUTPUT_KEYS as NUMBER_OUTPUT_KEYS, NumberReader
 
 MANIFEST_NAME = "manifest.json"
+PAD_MODES = ("digit", "number")  # the page's modes, each with a pad of its own
 
 
 class ModelError(Exception):
@@ -37,6 +38,7 @@ def read_manifest(artifacts_dir):
         manifest["outputs"]["verdict"]["name"], manifest["outputs"]["verdict"]["values"]
     except (ValueError, KeyError, TypeError) as error:
         raise ModelError(f"{path}: not a valid model manifest ({type(error).__name__}: {error})") from None
+    read_pad(manifest, path)
     if "numbers" in manifest:
         file_names += read_number_files(manifest["numbers"], path)
     for file_name in file_names:
@@ -44,6 +46,18 @@ def read_manifest(artifacts_dir):
         if not isinstance(file_name, str) or Path(file_name).name != file_name or file_name.startswith("."):
             raise ModelError(f"{path}: variant file name {file_name!r} is not a plain file name")
     return manifest_bytes, manifest
+
+
+def read_pad(manifest, path):
+    """Each mode's pad as (width, height) in pixels, from the manifest's "pad" (reader/contract.py, through convert/)."""
+    try:
+        sizes = {mode: (manifest["pad"][mode]["width"], manifest["pad"][mode]["height"]) for mode in PAD_MODES}
+    except (KeyError, TypeError) as error:
+        raise ModelError(f'{path}: no valid "pad" section ({type(error).__name__}: {error}); '
+                         "`python -m convert.manifest` writes it") from None
+    if not all(type(side) is int and side > 0 for size in sizes.values() for side in size):
+        raise ModelError(f'{path}: the "pad" sizes must be positive whole pixels, not {sizes}')
+    return sizes
 
 
 def read_number_files(section, path):
@@ -114,6 +128,10 @@ class Model:
         self.output_names = [outputs[key]["name"] for key in ("probabilities", "not_digit", "verdict")]
         self.verdicts = outputs["verdict"]["values"]
         self.ink_threshold = float(self.manifest.get("normalization", {}).get("ink_threshold", 0.0))
+        # The largest drawing the page sends in each mode, (width, height): its pad.
+        self.pad = read_pad(self.manifest, self.artifacts_dir / MANIFEST_NAME)
+        # A number's image keeps the number pad's longer side when decoded: the page's drawing, unreduced.
+        self.number_decoded_side = max(self.pad["number"])
         self.manifest_sha256 = hashlib.sha256(self.manifest_bytes).hexdigest()
 
     def open_variant(self, section, variant):

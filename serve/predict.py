@@ -12,7 +12,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, MAX_DECODED_SIDE, MAX_NUMBER_DECODED_SIDE, check_ink, decode_image
+from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, MAX_DECODED_SIDE, check_ink, decode_image
 from serve.model import Model, ModelError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,9 +36,10 @@ def predict_file(model, path):
                        MAX_DECODED_SIDE)
 
 
-def read_number_file(reader, path):
+def read_number_file(model, path):
     """POST /number's answer for one file, or {"error": ...}."""
-    return answer_file(path, reader.predict, reader.ink_threshold, "a number", MAX_NUMBER_DECODED_SIDE)
+    reader = model.numbers
+    return answer_file(path, reader.predict, reader.ink_threshold, "a number", model.number_decoded_side)
 
 
 def answer_file(path, read, ink_threshold, wanted, max_side):
@@ -81,7 +82,7 @@ def main(argv=None):
     if args.number and model.numbers is None:
         print(f'serve.predict: {args.artifacts}: the manifest has no "numbers" section, so no number reader', file=sys.stderr)
         return 2
-    read, say = (partial(read_number_file, model.numbers), describe_number) if args.number else (partial(predict_file, model), describe)
+    read, say = (partial(read_number_file, model), describe_number) if args.number else (partial(predict_file, model), describe)
     failed = False
     for path in args.images:
         answer = read(path)

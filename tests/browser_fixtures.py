@@ -2,7 +2,7 @@
 
 - `browser`: one headless Chromium (/usr/bin/chromium) for the whole session.
 - `open_page(base_url, path="/", **context_options)`: a page in a fresh browser context (fresh caches, no
-  service worker yet), opened at `path` (path=None: not yet, so routes can be set first). Any console error or uncaught exception fails the test, except those a test
+  service worker yet), opened at `path` and, for the kiosk page, wired (PAGE_WIRED; path=None: not yet, so routes can be set first). Any console error or uncaught exception fails the test, except those a test
   expects with `@pytest.mark.console_errors("regex", ...)`.
 - `page`: `open_page` on the live server's kiosk page.
 - `draw(page, strokes, pointer="mouse" | "touch")`: real multi-point strokes on the pad; `DIGITS` has
@@ -38,6 +38,8 @@ SETTLED_ANSWER = f"{RESULT}[data-verdict]:not(.stale)"
 RUNTIME_READY = '#status[data-runtime="ready"]'
 RUNTIME_FAILED = '#status[data-runtime="failed"]'
 OFFLINE_READY = '#status[data-offline="ready"]'
+# The page's scripts have wired the pad and the buttons (its geometry comes from the manifest, fetched first).
+PAGE_WIRED = 'html[data-page="wired"]'
 
 
 def pytest_configure(config):
@@ -73,6 +75,7 @@ def open_page(browser, request):
         page.on("pageerror", lambda error: record("uncaught exception", str(error)))
         if path is not None:
             page.goto(path)
+            page.wait_for_function(f"() => !document.querySelector('.kiosk') || document.querySelector('{PAGE_WIRED}')")
         return page
 
     yield open_page

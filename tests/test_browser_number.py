@@ -186,9 +186,10 @@ def test_every_output_in_the_page_equals_onnxruntime_on_the_same_float_image(ope
       const classifier = createClassifier({ mode: 'number', variant });
       await classifier.started;
       const image = readPixels(document.querySelector('[data-testid="pad"]'), classifier.inputFormat);
+      const sent = { ...image, data: Array.from(image.data) };  // classify hands the pixels over to its worker
       const answer = await classifier.classify(image);
       const normalized = { ...answer.normalized, data: Array.from(answer.normalized.data) };
-      return { ...answer, normalized, image: { ...image, data: Array.from(image.data) } };
+      return { ...answer, normalized, image: sent };
     }""", variant)
     pixels = np.array(in_browser["image"]["data"], dtype=np.float32).reshape(in_browser["image"]["height"], in_browser["image"]["width"])
     session = onnxruntime.InferenceSession(str(ARTIFACTS_DIR / numbers["variants"][variant]["file"]), providers=["CPUExecutionProvider"])
@@ -313,7 +314,8 @@ def test_pen_width_is_the_same_share_of_the_pad_height_in_both_modes(open_page, 
     pixels = page.evaluate(f"""async () => {{
       const {{ readPixels }} = await import('/pad.js');
       const {{ inputFormat }} = await import('/classifier.js');
-      const image = readPixels(document.querySelector('{PAD}'), inputFormat(null, '{mode}'));
+      const manifest = await (await fetch('/model/manifest.json')).json();
+      const image = readPixels(document.querySelector('{PAD}'), inputFormat(manifest, '{mode}'));
       return {{ data: Array.from(image.data), height: image.height, width: image.width }};
     }}""")
     image = np.array(pixels["data"]).reshape(pixels["height"], pixels["width"])

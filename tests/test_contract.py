@@ -1,5 +1,6 @@
 """One contract: reader/contract.py, the manifest convert/ wrote from it, the shipped graphs and the page agree."""
 
+import json
 import re
 import sys
 
@@ -26,9 +27,21 @@ def test_shipped_graphs_have_the_contracts_outputs_in_order(manifest):
             assert float(thresholds[f"verdict/{name}"]) == pytest.approx(manifest["verdict"][name], abs=1e-6)
 
 
-def test_the_page_draws_with_the_pen_evaluation_assumes():
-    pad = (ROOT / "web" / "pad.js").read_text()
-    assert float(re.search(r"const LINE_WIDTH = ([0-9.]+);", pad).group(1)) == contract.PAD_PEN_WIDTH
+# The pads' sizes and pen width as numbers in code (not inside a longer number or a name).
+PAD_NUMBERS = re.compile(rf"(?<![\w.])({contract.PAD_SIDE}|{contract.NUMBER_PAD_WIDTH}|{contract.PAD_PEN_WIDTH})(?![\w.])")
+
+
+def test_the_manifest_carries_the_contracts_pads(manifest):
+    assert manifest["pad"] == contract.describe_pad()
+
+
+def test_the_pads_geometry_has_no_copy_in_the_page_or_the_server():
+    """The page draws with the pen evaluation assumes, and both take the pads from the manifest, not a copy."""
+    files = [*(ROOT / "web").glob("*.js"), *(ROOT / "web").glob("*.css"), ROOT / "web" / "index.html",
+             *(ROOT / "serve").rglob("*.py"), *(ROOT / "feedback").rglob("*.py")]
+    copies = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}" for path in files
+              for number, line in enumerate(path.read_text().splitlines(), 1) if PAD_NUMBERS.search(line)]
+    assert copies == []
 
 
 # Who may import whom: each folder, every subpackage included, never imports the names listed.
@@ -64,3 +77,13 @@ def test_the_arrow_check_walks_into_subpackages(tmp_path, monkeypatch):
     (nested / "sneaky.py").write_text("import os\nfrom serve.feedback import open_store\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert forbidden_imports("train", FORBIDDEN_IMPORTS["train"]) == ["train/deep/deeper/sneaky.py imports serve"]
+
+
+def test_convert_manifest_stamps_the_pad_and_leaves_the_rest(manifest, tmp_path):
+    from convert.manifest import main
+
+    without = {key: value for key, value in manifest.items() if key != "pad"}
+    (tmp_path / "manifest.json").write_text(json.dumps(without))
+    main(["--artifacts", str(tmp_path)])
+    rewritten = json.loads((tmp_path / "manifest.json").read_text())
+    assert rewritten == {**without, "pad": contract.describe_pad()}

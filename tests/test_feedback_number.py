@@ -8,12 +8,13 @@ import uuid
 import pytest
 from PIL import Image, ImageDraw
 
-from feedback.entry import MAX_IMAGE_SIZE, Entry
+from feedback.entry import Entry
 from feedback.store import MIGRATIONS, SCHEMA_VERSION
 from reader.contract import NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH, PAD_SIDE
-from serve.decode import MAX_NUMBER_DECODED_SIDE
 from serve.feedback import open_store
 from serve.feedback.routes import export_line
+from serve.model import Model
+from tests.conftest import ARTIFACTS_DIR
 from tests.feedback_helpers import TOKEN, bearer, export, feedback_document, pad_png, post_feedback
 from tests.server_fixtures import request
 from train.feedback import read_corrections
@@ -48,10 +49,11 @@ def digit_entry(index, label, predicted):
                  verdict="digit", label=label, image=pad_png(seed=index), strokes=None, received_at=1.7e9 + index)
 
 
-def test_serve_knows_the_pads_of_the_contract():
-    # serve/ imports nothing from reader/, so it states the pads' sizes itself: they must be the contract's.
-    assert MAX_IMAGE_SIZE == {"digit": (PAD_SIDE, PAD_SIDE), "number": (NUMBER_PAD_WIDTH, NUMBER_PAD_HEIGHT)}
-    assert MAX_NUMBER_DECODED_SIDE == NUMBER_PAD_WIDTH
+def test_serve_takes_the_pads_of_the_contract_from_the_manifest():
+    # serve/ imports nothing from reader/: it reads the pads' sizes from the manifest, which convert/ wrote from the contract.
+    model = Model(ARTIFACTS_DIR)
+    assert model.pad == {"digit": (PAD_SIDE, PAD_SIDE), "number": (NUMBER_PAD_WIDTH, NUMBER_PAD_HEIGHT)}
+    assert model.number_decoded_side == NUMBER_PAD_WIDTH
 
 
 @pytest.fixture

@@ -99,6 +99,11 @@ def manifest_without_labels(artifacts, manifest):
     (artifacts / "manifest.json").write_text(json.dumps(edited))
 
 
+def manifest_without_a_pad(artifacts, manifest):
+    edited = {key: value for key, value in manifest.items() if key != "pad"}
+    (artifacts / "manifest.json").write_text(json.dumps(edited))
+
+
 def garbage_with_matching_hash(artifacts, manifest):
     """Not an ONNX graph at all, yet the manifest vouches for it: onnxruntime must refuse it cleanly."""
     garbage = b"this is not an onnx model" * 100
@@ -119,6 +124,7 @@ FAULTS = {
     corrupt_manifest: "not a valid model manifest",
     manifest_points_outside: "not a plain file name",
     manifest_without_labels: "not a valid model manifest",
+    manifest_without_a_pad: 'no valid "pad" section',
     garbage_with_matching_hash: "onnxruntime cannot load",
 }
 

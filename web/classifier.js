@@ -1,25 +1,43 @@
 /**
  * The classifier: the digit reader, or in number mode the number reader. It runs the very ONNX file the
- * server runs (named and hashed by the manifest) with onnxruntime-web inside the page; until that has
- * started, or if it cannot start (no WebAssembly, the runtime blocked or broken), it asks the server
- * instead (POST /predict, or POST /number), whose answers it gives in the same shape.
+ * server runs (named and hashed by the manifest) with onnxruntime-web in the page's inference worker
+ * (inference-worker.js, one for all readers) so that nothing heavy ever runs on the page's thread. Until
+ * that has started, or if it cannot start (no WebAssembly, no module workers, the runtime blocked or
+ * broken), it asks the server instead (POST /predict, or POST /number), whose answers it gives in the same shape.
  */
-import { combineProgress, download, hasOfflineCopy, loadModel, readerOf } from './offline.js';
+import { readerOf } from './offline.js';
 
 // onnxruntime-web's wasm-only build, copied here by `make vendor` (never a CDN: the kiosk may be offline).
-const RUNTIME_DIRECTORY = '/vendor/';
-const RUNTIME_MODULE = `${RUNTIME_DIRECTORY}ort.wasm.min.mjs`;
-const RUNTIME_FILES = [RUNTIME_MODULE, `${RUNTIME_DIRECTORY}ort-wasm-simd-threaded.mjs`, `${RUNTIME_DIRECTORY}ort-wasm-simd-threaded.wasm`];
-const RUNTIME_WASM = RUNTIME_FILES[2];
+const RUNTIME = {
+  directory: '/vendor/',
+  module: '/vendor/ort.wasm.min.mjs',
+  wasm: '/vendor/ort-wasm-simd-threaded.wasm',
+};
+const WORKER_URL = '/inference-worker.js';
+// What the worker loads behind the page's back, which the page keeps for offline starts.
+const RUNTIME_FILES = [WORKER_URL, RUNTIME.module, '/vendor/ort-wasm-simd-threaded.mjs', RUNTIME.wasm];
 const SERVER_URLS = { digit: '/predict', number: '/number' };
-// Larger pads are scaled down first: the model only keeps a 20 px box, and 280 px holds every stroke; the
-// number pad is three digit pads wide (reader/contract.py NUMBER_PAD_WIDTH), so it keeps 280 px of height.
-const MAX_INPUT_SIDES = { digit: 280, number: 3 * 280 };
 const SERVER_RETRY_DELAYS_MS = [500, 1500];
-const WARM_UP_RUNS = 10;
 const BYTE_MAX = 255; // PNG channels are bytes
 // Until the manifest is known (a server answer on the very first load), a digit's label is its index.
 const DIGIT_LABELS = [...'0123456789'];
+
+// The one inference worker every classifier of the page uses, started with the first, and its readers' listeners.
+let worker = null;
+const listeners = new Map(); // reader id -> (message) => void
+let nextReader = 0;
+
+function inferenceWorker() {
+  if (worker) return worker;
+  worker = new Worker(WORKER_URL, { type: 'module', name: 'inference' });
+  worker.addEventListener('message', ({ data: message }) => listeners.get(message.reader)?.(message));
+  // A worker that cannot even load its module (a browser without module workers) says so only here.
+  worker.addEventListener('error', (event) => {
+    event.preventDefault();
+    for (const listener of listeners.values()) listener({ type: 'failed', message: event.message || 'the inference worker could not start' });
+  });
+  return worker;
+}
 
 /** A server answer that is not a prediction; `status` is the HTTP status, or 0 when the server is unreachable. */
 export class ServerError extends Error {
@@ -30,66 +48,71 @@ export class ServerError extends Error {
 }
 
 /**
- * Start loading the model and the runtime. `onProgress(loaded, total)` follows the first download
+ * Start the in-browser model in its worker. `onProgress(loaded, total)` follows the first download
  * (total is null when unknown); `onStateChange(state)` sees 'loading', then 'ready' or 'failed'.
  * `variant` picks a model variant of the manifest (bench/ compares them); by default the manifest's choice.
  * `mode` is 'digit' (the digit reader) or 'number' (the number reader, the manifest's "numbers").
+ * `manifest`, the page's, gives the pad's size until the worker has read its own.
  */
-export function createClassifier({ onProgress = () => {}, onStateChange = () => {}, variant = null, mode = 'digit' } = {}) {
+export function createClassifier({ onProgress = () => {}, onStateChange = () => {}, variant = null, mode = 'digit', manifest: pageManifest = null } = {}) {
   let state = 'loading';
   let manifest = null;
   let reader = null;
-  let session = null;
   let variantRunning = null;
-  const queue = createQueue();
+  const pending = new Map(); // run id -> {resolve, reject}
+  let nextId = 0;
   const setState = (next) => onStateChange((state = next));
 
   let announceManifest;
   const manifestLoaded = new Promise((resolve) => (announceManifest = resolve));
+  let settle;
+  const started = new Promise((resolve, reject) => (settle = { resolve, reject }));
 
-  const started = (async () => {
-    const progress = combineProgress(onProgress);
-    const modelLoaded = loadModel(progress.part('model'), variant, mode).then((model) => {
-      performance.mark('classifier:model-loaded');
-      variantRunning = model.variant;
-      reader = readerOf(model.manifest, mode);
-      announceManifest((manifest = model.manifest));
-      return model;
-    });
-    if (typeof WebAssembly !== 'object') {
-      await modelLoaded;
-      throw new Error('this browser has no WebAssembly');
+  const readerId = nextReader++;
+  let thread = null;
+  try {
+    thread = inferenceWorker();
+  } catch (error) {
+    settle.reject(error);
+  }
+  listeners.set(readerId, (message) => {
+    if (message.type === 'progress') onProgress(message.loaded, message.total);
+    if (message.type === 'mark') performance.mark(`classifier:${message.name}`, { startTime: message.time - performance.timeOrigin });
+    if (message.type === 'model') {
+      variantRunning = message.variant;
+      reader = readerOf(message.manifest, mode);
+      announceManifest((manifest = message.manifest));
     }
-    const [model, ort] = await Promise.all([modelLoaded, import(RUNTIME_MODULE), prefetchRuntime(progress.part('runtime'))]);
-    ort.env.logLevel = 'error';
-    ort.env.wasm.wasmPaths = RUNTIME_DIRECTORY;
-    // Single-threaded wasm needs no cross-origin isolation headers (COOP/COEP, troublesome on iOS).
-    ort.env.wasm.numThreads = 1;
-    // A prediction takes a few milliseconds, well inside one frame, while the proxy worker's round trip
-    // doubles that on a busy CPU; so the model runs on the page's thread, after a stroke, never during one.
-    ort.env.wasm.proxy = false;
-    const inference = await ort.InferenceSession.create(model.bytes);
-    performance.mark('classifier:session-created');
-    // The first run of a session sets up its buffers: do that now, not on someone's digit.
-    const warmUp = { [reader.input.name]: warmUpImage(ort, mode) };
-    await inference.run(warmUp);
-    performance.mark('classifier:first-run');
-    session = { ort, inference, warmUp, classified: false };
-  })();
+    if (message.type === 'ready') settle.resolve();
+    if (message.type === 'failed') settle.reject(new Error(message.message));
+    if (message.type === 'outputs' || message.type === 'error') {
+      const run = pending.get(message.id);
+      pending.delete(message.id);
+      if (message.type === 'outputs') run?.resolve(message);
+      else run?.reject(new Error(message.message));
+    }
+  });
+  thread?.postMessage({ type: 'start', reader: readerId, mode, variant, runtime: RUNTIME });
+
   started.then(
-    () => {
-      setState('ready');
-      keepWarm(session, queue);
-    },
+    () => setState('ready'),
     (error) => {
       console.warn('in-browser model unavailable, asking the server instead:', error.message);
+      listeners.delete(readerId);
       setState('failed');
     },
   );
 
+  // The pixels are handed over, not copied: the page reads the pad afresh for every prediction.
+  const runInWorker = (image) => new Promise((resolve, reject) => {
+    const id = nextId++;
+    pending.set(id, { resolve, reject });
+    thread.postMessage({ type: 'run', reader: readerId, id, image }, [image.data.buffer]);
+  });
+
   return {
     mode,
-    /** The runtime's files, which the page keeps for offline starts. */
+    /** The worker and runtime files, which the page keeps for offline starts. */
     runtimeFiles: RUNTIME_FILES,
     started,
     /** Resolves with the manifest once it is known (from the server, or the cache when offline). */
@@ -110,63 +133,37 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
     },
     /** How to read the pad for the model (see inputFormat). */
     get inputFormat() {
-      return inputFormat(manifest, mode);
+      return inputFormat(manifest ?? pageManifest, mode);
     },
     /**
-     * Classify `image` ({data, height, width}) in the page when the model is running there, else on the
-     * server. A digit resolves to {index, label, confidence, probabilities, verdict, notDigit, normalized,
-     * backend, model, milliseconds}; a number to POST /number's answer ({number, digits: [{digit, confidence,
-     * probabilities, box}], confidence, verdict, not_number, model}) with labels, normalized, backend and milliseconds.
+     * Classify `image` ({data, height, width}; its data is handed to the worker) in the page's worker when
+     * the model is running there, else on the server. A digit resolves to {index, label, confidence,
+     * probabilities, verdict, notDigit, normalized, backend, model, milliseconds}; a number to POST /number's
+     * answer ({number, digits: [{digit, confidence, probabilities, box}], confidence, verdict, not_number,
+     * model}) with labels, normalized, backend and milliseconds. `milliseconds` is the whole round trip, and
+     * for the browser `modelMilliseconds` the run inside the worker.
      */
     async classify(image, { onRetry = () => {}, signal } = {}) {
-      const inBrowser = () => runInBrowser(session, mode, reader, variantRunning, image, queue);
+      const inBrowser = () => runInBrowser(runInWorker, mode, reader, variantRunning, image);
       if (state === 'ready') return inBrowser();
       return askServer(image, mode, reader, { onRetry, signal, browserReady: () => (state === 'ready' ? inBrowser() : null) });
     },
   };
 }
 
-// The browser compiles the wasm kernels a session uses with its optimising compiler only after a few
-// runs (tens of ms each until then; after a reload its code cache may already hold them). Those runs go
-// on once the model is ready, queued between people's predictions, and stop at the first real digit.
-async function keepWarm(session, queue) {
-  for (let run = 1; run < WARM_UP_RUNS && !session.classified; run++) {
-    await new Promise((resolve) => setTimeout(resolve)); // let drawing go on in between
-    await queue(() => (session.classified ? null : session.inference.run(session.warmUp)));
-  }
-}
-
-// onnxruntime-web fetches and compiles its wasm as a stream, which lets Chromium cache the compiled code
-// for the next start; the first download is read here beforehand, into the HTTP cache, to show progress.
-async function prefetchRuntime(onProgress) {
-  if (!(await hasOfflineCopy(RUNTIME_WASM))) await download(RUNTIME_WASM, onProgress);
-}
-
-// Vertical bars on a pad-sized image (one for a digit, four for a number): the size and kind of input a drawing will be.
-function warmUpImage(ort, mode) {
-  const height = MAX_INPUT_SIDES.digit;
-  const width = MAX_INPUT_SIDES[mode];
-  const bars = mode === 'number' ? 4 : 1;
-  const data = new Float32Array(height * width);
-  for (let bar = 0; bar < bars; bar++) {
-    const column = Math.round(((bar + 0.5) * width) / bars);
-    for (let row = height / 4; row < (3 * height) / 4; row++) data.fill(1, row * width + column - 8, row * width + column + 8);
-  }
-  return new ort.Tensor('float32', data, [height, width]);
-}
-
-/** How to read the pad for `manifest`'s reader of `mode`: the longest side, and the values of ink and background. */
+/**
+ * How to read the pad for `manifest`'s reader of `mode`: the longest side of the mode's pad (the manifest's
+ * "pad", from reader/contract.py), and the values of ink and background.
+ */
 export function inputFormat(manifest, mode = 'digit') {
-  const input = manifest ? readerOf(manifest, mode)?.input : null;
-  return { maxSide: MAX_INPUT_SIDES[mode], ink: input?.ink ?? 1, background: input?.background ?? 0 };
+  const input = readerOf(manifest, mode)?.input;
+  const { width, height } = manifest.pad[mode];
+  return { maxSide: Math.max(width, height), ink: input?.ink ?? 1, background: input?.background ?? 0 };
 }
 
-async function runInBrowser(session, mode, reader, variantRunning, image, queue) {
-  const { ort, inference } = session;
-  session.classified = true;
+async function runInBrowser(runInWorker, mode, reader, variantRunning, image) {
   const started = performance.now();
-  const input = new ort.Tensor('float32', image.data, [image.height, image.width]);
-  const outputs = await queue(() => inference.run({ [reader.input.name]: input }));
+  const { outputs, milliseconds } = await runInWorker(image);
   const output = (name) => outputs[reader.outputs[name].name];
   const [height, width] = output('normalized').dims;
   const page = {
@@ -174,6 +171,7 @@ async function runInBrowser(session, mode, reader, variantRunning, image, queue)
     backend: 'browser',
     // Named as the server names a variant it runs other than the default, so an answer says which file gave it.
     model: variantRunning && variantRunning !== reader.default_variant ? `${reader.model_id}-${variantRunning}` : reader.model_id,
+    modelMilliseconds: milliseconds,
   };
   const verdict = reader.outputs.verdict.values[Number(output('verdict').data[0])];
   const answer = mode === 'number'
@@ -257,16 +255,6 @@ export function toPng({ data, height, width }, { ink = 1, background = 0 } = {})
   }
   context.putImageData(pixels, 0, 0);
   return new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
-}
-
-// onnxruntime-web runs one inference at a time per session; a second Predict waits for the first.
-function createQueue() {
-  let last = Promise.resolve();
-  return (task) => {
-    const next = last.then(task);
-    last = next.catch(() => {});
-    return next;
-  };
 }
 
 function sleep(milliseconds, signal) {

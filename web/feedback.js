@@ -9,10 +9,8 @@ const NOT_DIGIT = 'not_digit';
 const NOT_NUMBER = 'not_number';
 // Numbers as long as the number reader is trained and measured on (reader/contract.py MAX_NUMBER_DIGITS).
 const MAX_TYPED_DIGITS = 8;
-// What the server takes (docs/API.md, POST /feedback): pads of at most this many pixels a side (the digit pad,
-// and the number pad three times as wide), and strokes within these bounds; longer strokes are left out rather
-// than have the entry refused.
-const MAX_IMAGE_SIDES = { digit: 280, number: 3 * 280 };
+// What the server takes (docs/API.md, POST /feedback): strokes within these bounds (longer strokes are left out
+// rather than have the entry refused), and drawings no larger than the mode's pad (the manifest's "pad").
 const MAX_STROKES = 64;
 const MAX_POINTS = 8192;
 const THANKS = 'Thank you!';
@@ -156,10 +154,13 @@ export function createFeedback(root, { queue }) {
       if (!value) hide();
     },
 
-    /** Offer Right / Wrong for `result`, the answer now on screen for the drawing on `pad` (made of `strokes`). */
-    offer(result, pad, strokes = null) {
+    /**
+     * Offer Right / Wrong for `result`, the answer now on screen for the drawing on `pad` (made of `strokes`),
+     * kept at most `maxSide` pixels a side (the longer side of the mode's pad in the manifest).
+     */
+    offer(result, pad, strokes, maxSide) {
       if (!enabled) return;
-      current = { result, image: padPng(pad, MAX_IMAGE_SIDES[mode]), strokes: withinBounds(strokes) };
+      current = { result, image: padPng(pad, maxSide), strokes: withinBounds(strokes) };
       root.hidden = false;
       root.dataset.state = 'asking';
       thanks.textContent = '';
@@ -177,7 +178,7 @@ function withinBounds(strokes) {
 }
 
 /** The pad as a PNG data URL, scaled down to at most `maxSide` pixels a side. */
-export function padPng(canvas, maxSide = MAX_IMAGE_SIDES.digit) {
+export function padPng(canvas, maxSide) {
   const scale = Math.min(1, maxSide / Math.max(canvas.width, canvas.height));
   const copy = document.createElement('canvas');
   copy.width = Math.max(1, Math.round(canvas.width * scale));

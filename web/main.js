@@ -3,7 +3,7 @@ import { createAnswer } from './answer.js';
 import { createClassifier } from './classifier.js';
 import { createFeedback, watchFeedback } from './feedback.js';
 import { createFeedbackQueue } from './feedback-queue.js';
-import { isNewModelDeployed, keepPageOffline, registerServiceWorker } from './offline.js';
+import { fetchManifest, isNewModelDeployed, keepPageOffline, registerServiceWorker } from './offline.js';
 import { createPad, readPixels } from './pad.js';
 import { addressWithMode, readSettings } from './settings.js';
 import { createStatus } from './status.js';
@@ -30,6 +30,13 @@ const PAD_LABELS = {
 };
 
 const serviceWorker = registerServiceWorker();
+// The pad's size and pen come from the manifest (reader/contract.py through convert/), as the server's do.
+// Nothing heavy waits on this: the models start in their workers once a mode is chosen.
+const manifest = await fetchManifest().catch((error) => {
+  elements.status.querySelector('#status-text').textContent = 'The recognizer cannot be reached. Reload to try again.';
+  throw error;
+});
+setPadGeometry(manifest.pad);
 const answer = createAnswer(elements.result);
 const status = createStatus(elements.status);
 let feedbackWatch = null;
@@ -51,6 +58,7 @@ function classifierFor(wanted) {
   if (classifiers[wanted]) return classifiers[wanted];
   const classifier = (classifiers[wanted] = createClassifier({
     mode: wanted,
+    manifest,
     onProgress: (loaded, total) => mode === wanted && status.showProgress(loaded, total),
     onStateChange: (state) => mode === wanted && status.showRuntime(state, classifier.reader, classifier.variant),
   }));
@@ -83,6 +91,7 @@ function setMode(next) {
 }
 
 const pad = createPad(elements.pad, {
+  penWidth: manifest.pad.pen_width,
   onStrokeStart() {
     stopPrediction();
     answer.showStale();
@@ -110,7 +119,7 @@ async function predict() {
     });
     if (controller.signal.aborted) return;
     answer.showResult(result);
-    feedback.offer(result, elements.pad, pad.strokes());
+    feedback.offer(result, elements.pad, pad.strokes(), classifier.inputFormat.maxSide);
   } catch (error) {
     if (!controller.signal.aborted) answer.showError(error);
   }
@@ -127,6 +136,14 @@ function clearAll() {
   stopPrediction();
   pad.clear();
   answer.showEmpty();
+}
+
+// style.css lays the pads out from their design size in CSS pixels and keeps their aspect.
+function setPadGeometry(pads) {
+  for (const [mode, { width, height }] of Object.entries(pads).filter(([, size]) => size.width)) {
+    elements.kiosk.style.setProperty(`--${mode}-pad-design-height`, `${height}px`);
+    elements.kiosk.style.setProperty(`--${mode}-pad-aspect`, String(width / height));
+  }
 }
 
 function restartIdleTimer() {
@@ -161,3 +178,6 @@ document.addEventListener('keydown', (event) => {
   // A focused button or switch handles Enter itself.
   if (event.key === 'Enter' && !event.target.closest('button, input')) predict();
 });
+// The pad takes ink and the buttons answer from here on (tests and bench/ wait for this).
+document.documentElement.dataset.page = 'wired';
+performance.mark('page:wired');

@@ -92,6 +92,20 @@ export async function loadModel(onProgress = () => {}, variant = null, mode = 'd
 }
 
 /**
+ * The manifest the page starts with (the pad's geometry, the readers' labels): the server's, else the one
+ * stored with the cached models. The worker that runs a reader reads its own (loadModel).
+ */
+export async function fetchManifest() {
+  try {
+    return await fetchJson(MANIFEST_PATH);
+  } catch (error) {
+    const cached = await readCachedManifest(await openCache(MODEL_CACHE));
+    if (!cached) throw error;
+    return cached;
+  }
+}
+
+/**
  * Whether the server now names other models than `manifest` (a new release was deployed). False when
  * the server cannot be asked: offline, the models in hand are the best there are.
  */

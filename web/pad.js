@@ -5,17 +5,18 @@
  * resize or a rotation of the screen.
  */
 
-// MNIST strokes are about a sixth of the digit's height and a digit fills most of the pad, so the line
-// width follows the pad's size rather than the pointer's: its shorter side, which on the wide number pad is
-// the height of a digit too, so a number's digits are inked as a single digit is. reader/contract.py's
-// PAD_PEN_WIDTH is this value.
-const LINE_WIDTH = 0.07;
 const INK = '#fff';
 const BACKGROUND = '#000';
 const BYTE_MAX = 255; // canvas channels are bytes
 
-/** Build a pad on `canvas`; `onStrokeStart`/`onStrokeEnd` let the page time its auto-predict. */
-export function createPad(canvas, { onStrokeStart = () => {}, onStrokeEnd = () => {} } = {}) {
+/**
+ * Build a pad on `canvas`; `onStrokeStart`/`onStrokeEnd` let the page time its auto-predict. `penWidth` is the
+ * manifest's pad.pen_width (reader/contract.py PAD_PEN_WIDTH): MNIST strokes are about a sixth of the digit's
+ * height and a digit fills most of the pad, so the line width follows the pad's size rather than the
+ * pointer's: this share of its shorter side, which on the wide number pad is the height of a digit too, so
+ * a number's digits are inked as a single digit is.
+ */
+export function createPad(canvas, { penWidth, onStrokeStart = () => {}, onStrokeEnd = () => {} }) {
   const context = canvas.getContext('2d', { alpha: false });
   const strokes = [];
   let activePointer = null;
@@ -28,7 +29,7 @@ export function createPad(canvas, { onStrokeStart = () => {}, onStrokeEnd = () =
   }
 
   function setPen() {
-    context.lineWidth = LINE_WIDTH * Math.min(canvas.width, canvas.height);
+    context.lineWidth = penWidth * Math.min(canvas.width, canvas.height);
     context.lineCap = 'round';
     context.lineJoin = 'round';
     context.strokeStyle = INK;
@@ -135,7 +136,7 @@ export function createPad(canvas, { onStrokeStart = () => {}, onStrokeEnd = () =
  * The pad's pixels as the model's input: one float per pixel (`ink` where white, `background` where black),
  * row by row, scaled down so the longer side is at most `maxSide` pixels.
  */
-export function readPixels(canvas, { maxSide = 280, ink = 1, background = 0 } = {}) {
+export function readPixels(canvas, { maxSide, ink = 1, background = 0 }) {
   const scale = Math.min(1, maxSide / Math.max(canvas.width, canvas.height));
   const width = Math.max(1, Math.round(canvas.width * scale));
   const height = Math.max(1, Math.round(canvas.height * scale));

@@ -1,6 +1,8 @@
 /** The status line: download progress on the first visit, then where answers come from and whether the page works offline. */
 
 const MEGABYTE = 1024 * 1024;
+// Until the in-browser model runs, Predict asks the server, and each answer says so ("answered by the server").
+const LOADING = 'Loading the recognizer (the server answers meanwhile)…';
 
 /** Wire the status line `root` (#status in index.html). */
 export function createStatus(root) {
@@ -15,10 +17,10 @@ export function createStatus(root) {
       if (root.dataset.runtime !== 'loading') return;
       if (total) {
         progress.value = loaded / total;
-        shown.runtime = `Loading the recognizer… ${Math.floor((100 * loaded) / total)}%`;
+        shown.runtime = `${LOADING} ${Math.floor((100 * loaded) / total)}%`;
       } else {
         progress.removeAttribute('value');
-        shown.runtime = `Loading the recognizer… ${(loaded / MEGABYTE).toFixed(1)} MB`;
+        shown.runtime = `${LOADING} ${(loaded / MEGABYTE).toFixed(1)} MB`;
       }
       render();
     },
@@ -28,7 +30,7 @@ export function createStatus(root) {
       root.dataset.runtime = state;
       // A mode whose reader is still starting (the page switched to it) says so again.
       if (state === 'loading') {
-        shown.runtime = 'Loading the recognizer…';
+        shown.runtime = LOADING;
         delete root.dataset.variant;
       }
       if (state === 'ready') {

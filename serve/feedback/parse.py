@@ -10,7 +10,7 @@ import uuid
 from PIL import Image
 
 from feedback.entry import (
-    DIGIT_MODE, MAX_IMAGE_SIZE, MODES, NOT_DIGIT, NOT_NUMBER, NUMBER_MODE, Entry,
+    DIGIT_MODE, MODES, NOT_DIGIT, NOT_NUMBER, NUMBER_MODE, Entry,
 )
 from feedback.images import orient
 from serve.decode import InputError, TooLargeError, decode_base64, describe, json_type
@@ -25,7 +25,7 @@ MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9._:+-]{1,100}")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def parse_entry(document, labels, verdicts, number_verdicts=None, now=None):
+def parse_entry(document, labels, verdicts, pad, number_verdicts=None, now=None):
     """An Entry from the decoded JSON body.
 
     `labels` are the digit reader's digits and `verdicts` its verdict names; `number_verdicts` are the
@@ -56,7 +56,7 @@ def parse_entry(document, labels, verdicts, number_verdicts=None, now=None):
         predicted=predicted,
         verdict=verdict,
         label=label,
-        image=check_png(decode_base64(document["image"]), *MAX_IMAGE_SIZE[mode]),
+        image=check_png(decode_base64(document["image"]), *pad[mode]),
         strokes=compact_strokes(document.get("strokes")),
         received_at=time.time() if now is None else now,
         mode=mode,

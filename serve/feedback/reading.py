@@ -3,7 +3,7 @@
 import dataclasses
 
 from feedback.entry import NUMBER_MODE, shown
-from serve.decode import MAX_DECODED_SIDE, MAX_NUMBER_DECODED_SIDE, decode_image
+from serve.decode import MAX_DECODED_SIDE, decode_image
 
 
 def read_again(entry, model, max_pixels):
@@ -13,7 +13,7 @@ def read_again(entry, model, max_pixels):
     says so when the two differ.
     """
     if entry.mode == NUMBER_MODE:
-        answer = model.numbers.predict(decode_image(entry.image, max_pixels, MAX_NUMBER_DECODED_SIDE))
+        answer = model.numbers.predict(decode_image(entry.image, max_pixels, model.number_decoded_side))
         reading = shown(NUMBER_MODE, answer["number"], answer["verdict"])
     else:
         answer = model.predict(decode_image(entry.image, max_pixels, MAX_DECODED_SIDE).image)

@@ -82,7 +82,7 @@ def add_feedback():
     model = current_app.extensions["model"]
     try:
         number_verdicts = model.numbers.verdicts if model.numbers is not None else None
-        entry = parse_entry(parse_json(request.get_data(cache=False)), model.labels, model.verdicts, number_verdicts)
+        entry = parse_entry(parse_json(request.get_data(cache=False)), model.labels, model.verdicts, model.pad, number_verdicts)
         entry = read_again(entry, model, current_app.config["MAX_IMAGE_PIXELS"])
     except TooLargeError as error:
         raise RequestEntityTooLarge(str(error)) from None
@@ -178,7 +178,7 @@ def stats_page():
     if not is_operator():
         return login_page(None)
     try:
-        data = stats.page_data(current_app.extensions["feedback"].store)
+        data = stats.page_data(current_app.extensions["feedback"].store, current_app.extensions["model"].pad)
     except StoreError as error:
         raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
     response = Response(render_template("stats.html", csrf=csrf_token(), **data), mimetype="text/html")

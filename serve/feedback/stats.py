@@ -6,7 +6,7 @@ import time
 
 from PIL import Image, ImageDraw, ImageFont
 
-from feedback.entry import MAX_IMAGE_SIZE, NOT_DIGIT, shown
+from feedback.entry import NOT_DIGIT, shown
 from feedback.store import ACCEPT_RULES
 
 CLASSES = [str(digit) for digit in range(10)] + [NOT_DIGIT]
@@ -62,12 +62,12 @@ def describe_confusion(rows):
     return "; ".join(f"{count}x said {label}, the server reads {shown}" for count, label, shown in mistakes)
 
 
-def thumbnails(entries):
+def thumbnails(entries, pad):
     """Entries as {"image" (data: URL), "width", "id", "label", "shown", "read", "model", "read_model", "review", "when"}."""
     return [{"image": data_url(entry["image"]), "label": entry["label"], "model": entry["model"], "id": entry["id"],
              "read": entry["server_read"], "read_model": entry["read_model"], "review": entry["review"],
              # A number's drawing is as wide as the number pad: its thumbnail keeps the pad's shape.
-             "width": THUMBNAIL_HEIGHT * MAX_IMAGE_SIZE[entry["mode"]][0] // MAX_IMAGE_SIZE[entry["mode"]][1],
+             "width": THUMBNAIL_HEIGHT * pad[entry["mode"]][0] // pad[entry["mode"]][1],
              "shown": shown(entry["mode"], entry["predicted"], entry["verdict"]),
              "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(entry["received_at"]))}
             for entry in entries]
@@ -83,8 +83,8 @@ def data_url(png):
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def page_data(store):
-    """Everything /stats renders."""
+def page_data(store, pad):
+    """Everything /stats renders; `pad` is the model's pads, (width, height) by mode."""
     confusion = store.confusion()
     return {
         "counts": store.counts(),
@@ -92,8 +92,8 @@ def page_data(store):
         "confusion_image": confusion_png(confusion),
         "confusion_text": describe_confusion(confusion),
         "thumbnail_height": THUMBNAIL_HEIGHT,
-        "corrections": thumbnails(store.latest_corrections(LATEST_CORRECTIONS)),
-        "pending": thumbnails(store.pending(REVIEW_PAGE)),
+        "corrections": thumbnails(store.latest_corrections(LATEST_CORRECTIONS), pad),
+        "pending": thumbnails(store.pending(REVIEW_PAGE), pad),
         "rule": store.accept_rule(),
         "rules": ACCEPT_RULES,
         "days": store.days(),
