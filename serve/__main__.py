@@ -1,6 +1,7 @@
 """Serve the committed model and the kiosk page with waitress: `python -m serve [--host H] [--port P] [--workers N]`.
 
 Binds 127.0.0.1:5000 unless HOST/PORT or the flags say otherwise. Flask's debug mode is never on here.
+SIGTERM stops it gracefully (serve/drain.py): not ready, no new connections, requests in flight finished.
 With more than one worker, a supervisor (serve/workers.py) runs N such servers on the one port.
 """
 
@@ -63,6 +64,7 @@ def main(argv=None):
 
 def serve(args):
     """One server process: load the model, then answer until interrupted."""
+    from serve.drain import serve_until_stopped
     from serve.files import precompress
     from serve.model import ModelError
     from serve.server import create_server
@@ -86,10 +88,7 @@ def serve(args):
     else:  # the supervisor prints one banner for all workers
         os.write(args.ready_fd, banner.encode() + b"\n")
         os.close(args.ready_fd)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+    serve_until_stopped(server, float(app.config["DRAIN_DELAY"]), float(app.config["DRAIN_TIMEOUT"]))
     return 0
 
 

@@ -1,5 +1,5 @@
 """The JSON API: POST /predict (a digit) and POST /number (a number), each taking image bytes, multipart or
-JSON image/pixels/images; GET /healthz."""
+JSON image/pixels/images; GET /healthz (alive) and GET /readyz (taking work)."""
 
 import json
 
@@ -28,6 +28,14 @@ def healthz():
     if model.numbers is not None:
         health["numbers"] = {"model": model.numbers.model_id, "variant": model.numbers.variant}
     return health
+
+
+@blueprint.get("/readyz")
+def readyz():
+    """Ready while the server takes new work; 503 once it is stopping (liveness stays /healthz's)."""
+    if current_app.extensions["draining"].is_set():
+        raise ServiceUnavailable("this server is stopping; send new requests to another")
+    return {"status": "ready"}
 
 
 @blueprint.post("/predict")

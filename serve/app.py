@@ -4,6 +4,7 @@ Run it with `python -m serve` (waitress); `flask --app serve.app run` is for dev
 """
 
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from flask import Flask, json, request
 from werkzeug.exceptions import HTTPException
 
 from serve import api, feedback, files
+from serve.drain import DEFAULT_DRAIN_DELAY, DEFAULT_DRAIN_TIMEOUT
 from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_LARGE_DECODES, set_large_decode_limit, set_pixel_limit
 from serve.model import Model
 
@@ -36,6 +38,8 @@ DEFAULT_CONFIG = dict(
     MAX_LARGE_DECODES=DEFAULT_MAX_LARGE_DECODES,  # images over MAX_DECODED_SIDE decoded at once; others wait
     MAX_BATCH=32,  # images in one {"images": [...]} request
     MAX_FORM_PARTS=8,  # multipart needs one part; thousands would only cost parsing time
+    DRAIN_DELAY=DEFAULT_DRAIN_DELAY,  # graceful stop (serve/drain.py): seconds of "not ready" before the socket closes
+    DRAIN_TIMEOUT=DEFAULT_DRAIN_TIMEOUT,  # and then at most this long for requests in flight
 )
 
 access_log = logging.getLogger("serve.access")
@@ -53,6 +57,7 @@ def create_app(config=None):
     set_large_decode_limit(app.config["MAX_LARGE_DECODES"])
     app.extensions["model"] = Model(app.config["ARTIFACTS_DIR"], app.config["MODEL_VARIANT"])
     app.json.sort_keys = False
+    app.extensions["draining"] = threading.Event()  # set when the server stops: /readyz turns 503
 
     app.register_blueprint(api.blueprint)
     feedback.init_app(app)

@@ -23,7 +23,7 @@ from pathlib import Path
 from serve.app import DEFAULT_CONFIG, ROOT, SECURITY_HEADERS
 from serve.files import COMPRESSIBLE, CONTENT_TYPES, IMMUTABLE, MIN_COMPRESS_BYTES, REVALIDATE
 from serve.server import DEFAULT_HOST, DEFAULT_PORT, MAX_REQUEST_HEADER_BYTES
-from serve.workers import default_worker_count
+from serve.workers import STOP_MARGIN, default_worker_count, stop_timeout
 
 TEMPLATE = ROOT / "deploy" / "nginx" / "nginx.conf.template"
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -224,8 +224,8 @@ def main(argv=None):
     finally:
         nginx.stop()
         if workers.poll() is None:
-            workers.send_signal(signal.SIGTERM)
-            workers.wait(15)
+            workers.send_signal(signal.SIGTERM)  # they drain; the supervisor kills one that overruns
+            workers.wait(stop_timeout() + STOP_MARGIN)
         if not args.run_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
 

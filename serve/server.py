@@ -36,6 +36,12 @@ class WholeAnswerMixin:
     worker, or the whole of a small answer: never headers without their body, which nothing can retry.
     """
 
+    def build_response_header(self):
+        # A draining server (serve/drain.py) tells each client to take its next request elsewhere.
+        if self.channel.server.draining.is_set():
+            self.set_close_on_finish()
+        return super().build_response_header()
+
     def write(self, data):
         if self.wrote_header:
             return super().write(data)
@@ -107,6 +113,7 @@ class GuardedServer(TcpWSGIServer):
     channel_class = DeadlineChannel
     request_deadline = REQUEST_DEADLINE
     body_limit = None  # the app's MAX_CONTENT_LENGTH, for JsonErrorTask's message
+    draining = None  # the app's "draining" event, set by serve/drain.py when the server is stopping
 
     def maintenance(self, now):
         super().maintenance(now)
@@ -155,6 +162,7 @@ def create_server(app, host=DEFAULT_HOST, port=DEFAULT_PORT, threads=DEFAULT_THR
         server = GuardedServer(app, _sock=listen_socket, adj=adjustments, bind_socket=False, sockinfo=sockinfo)
     server.request_deadline = request_deadline
     server.body_limit = app.config["MAX_CONTENT_LENGTH"]
+    server.draining = app.extensions["draining"]
     return server
 
 

@@ -14,10 +14,12 @@ import sys
 import threading
 import time
 
+from serve.drain import drain_settings
 from serve.server import bind_listener
 
 READY_TIMEOUT = 120  # seconds for a worker to load and check the model
-STOP_TIMEOUT = 10
+# On SIGTERM each worker drains (serve/drain.py); it is killed only if it takes this much longer than that.
+STOP_MARGIN = 5
 POLL_INTERVAL = 0.1
 # A worker that dies sooner than this after starting is restarted after a growing pause (up to MAX_BACKOFF).
 STABLE_SECONDS = 10
@@ -128,10 +130,11 @@ class Supervisor:
             self.spawn(worker)
 
     def stop_all(self):
+        """Pass SIGTERM on to every worker and wait while they drain; kill the ones that overrun."""
         running = [worker.process for worker in self.workers if worker.process and worker.process.poll() is None]
         for process in running:
             process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + stop_timeout()
         for process in running:
             try:
                 process.wait(max(0.0, deadline - time.monotonic()))
@@ -139,6 +142,12 @@ class Supervisor:
                 process.kill()
                 process.wait()
         self.listener.close()
+
+
+def stop_timeout(environ=os.environ):
+    """Seconds the supervisor waits for its workers to drain and exit."""
+    delay, timeout = drain_settings(environ)
+    return delay + timeout + STOP_MARGIN
 
 
 def run_workers(worker_argv, count, host, port):
