@@ -167,6 +167,23 @@ def test_a_worker_killed_under_load_fails_no_request_and_comes_back(front, worke
     assert wait_until(lambda: len(workers.worker_pids()) == 2 and before[0] not in workers.worker_pids(), 60)
 
 
+@pytest.mark.parametrize("path", ["/predict", "/number"])
+def test_workers_stopped_with_sigterm_under_load_fail_no_request_through_nginx(front, workers, path):
+    """A rolling restart behind nginx: each worker drains (serve/drain.py) and the supervisor replaces it."""
+    host, port = front
+    with Load(host, port, drawn_digit_png(), clients=4, seconds=120, path=path) as load:
+        assert wait_until(lambda: load.count() >= 50, 30)
+        for _ in range(2):
+            before = workers.worker_pids()
+            os.kill(before[0], signal.SIGTERM)
+            assert wait_until(lambda: before[0] not in workers.worker_pids() and len(workers.worker_pids()) == 2, 60)
+            stopped_at = load.count()
+            assert wait_until(lambda: load.count() >= stopped_at + 100, 30)
+    assert load.failures == [], load.failures[:5]
+    assert set(load.statuses) == {200}
+    assert workers.log_text().count("exited with status 0; restarting") == 2
+
+
 class Hosts:
     """Server "hosts": one network namespace each, joined to this one by a veth pair (10.213.N.0/24).
 
