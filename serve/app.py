@@ -12,6 +12,7 @@ from flask import Flask, json, request
 from werkzeug.exceptions import HTTPException
 
 from serve import api, feedback, files
+from serve.body_budget import DEFAULT_BODY_BUDGET
 from serve.drain import DEFAULT_DRAIN_DELAY, DEFAULT_DRAIN_TIMEOUT
 from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_LARGE_DECODES, set_large_decode_limit, set_pixel_limit
 from serve.model import Model
@@ -37,6 +38,8 @@ DEFAULT_CONFIG = dict(
     MAX_IMAGE_PIXELS=DEFAULT_MAX_IMAGE_PIXELS,
     MAX_LARGE_DECODES=DEFAULT_MAX_LARGE_DECODES,  # images over MAX_DECODED_SIDE decoded at once; others wait
     MAX_BATCH=32,  # images in one {"images": [...]} request
+    MAX_BATCH_PIXELS=DEFAULT_MAX_IMAGE_PIXELS,  # pixels of a batch's images in all: as many as one largest image
+    BODY_BUDGET=DEFAULT_BODY_BUDGET,  # bytes of request bodies one process holds at once; more wait their turn
     MAX_FORM_PARTS=8,  # multipart needs one part; thousands would only cost parsing time
     DRAIN_DELAY=DEFAULT_DRAIN_DELAY,  # graceful stop (serve/drain.py): seconds of "not ready" before the socket closes
     DRAIN_TIMEOUT=DEFAULT_DRAIN_TIMEOUT,  # and then at most this long for requests in flight

@@ -12,6 +12,8 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
+from serve.body_budget import BodyBudget, BudgetedParser
+
 DEFAULT_HOST = "127.0.0.1"  # the kiosk's browser is local; exposing the API is a deliberate choice
 DEFAULT_PORT = 5000
 DEFAULT_THREADS = 4
@@ -106,6 +108,22 @@ class DeadlineChannel(HTTPChannel):
             self.request_started = time.time()
         return super().received(data)
 
+    def parser_class(self, adj):
+        return BudgetedParser(adj, self.server.body_budget)
+
+    def readable(self):
+        # A body that does not fit the budget waits in the client's socket until it does.
+        if self.request is not None and not self.request.may_read():
+            return False
+        return super().readable()
+
+    def handle_close(self):
+        # The requests of a dropped connection give their body budget back (their buffers go with them).
+        for request in [self.request, *self.requests]:
+            if request is not None:
+                request.release_budget()
+        super().handle_close()
+
 
 class GuardedServer(TcpWSGIServer):
     """waitress's TCP server that also closes connections whose request is not in by REQUEST_DEADLINE."""
@@ -114,6 +132,7 @@ class GuardedServer(TcpWSGIServer):
     request_deadline = REQUEST_DEADLINE
     body_limit = None  # the app's MAX_CONTENT_LENGTH, for JsonErrorTask's message
     draining = None  # the app's "draining" event, set by serve/drain.py when the server is stopping
+    body_budget = None  # serve/body_budget.py: bytes of request bodies held at once
 
     def maintenance(self, now):
         super().maintenance(now)
@@ -163,6 +182,7 @@ def create_server(app, host=DEFAULT_HOST, port=DEFAULT_PORT, threads=DEFAULT_THR
     server.request_deadline = request_deadline
     server.body_limit = app.config["MAX_CONTENT_LENGTH"]
     server.draining = app.extensions["draining"]
+    server.body_budget = BodyBudget(int(app.config["BODY_BUDGET"]), adjustments.max_request_body_size)
     return server
 
 

@@ -42,9 +42,9 @@ def raise_open_files_limit(wanted):
 class ServeProcess:
     """`python -m serve ...` as a real process (optionally inside a network namespace); its log is kept."""
 
-    def __init__(self, log_path, *arguments, namespace=None, env=None):
+    def __init__(self, log_path, *arguments, namespace=None, env=None, prefix=()):
         self.log_path = Path(log_path)
-        prefix = ["ip", "netns", "exec", namespace] if namespace else []
+        prefix = ["ip", "netns", "exec", namespace] if namespace else list(prefix)
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen([*prefix, sys.executable, "-m", "serve", *arguments], cwd=ROOT,
                                         stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
