@@ -32,6 +32,9 @@ def parse_args(argv=None):
                              "the number reader runs it too when it has one, else its own default")
     parser.add_argument("--artifacts", default=None, help="artifacts directory (default: the repo's artifacts/)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    parser.add_argument("--user", default=None,
+                        help="started as root: the user each server process runs as once it has loaded the "
+                             "model and bound the port (serve/privileges.py)")
     # Set by the supervisor for its workers: the inherited listening socket, and a pipe for "ready".
     parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
@@ -67,6 +70,7 @@ def serve(args):
     from serve.drain import serve_until_stopped
     from serve.files import precompress
     from serve.model import ModelError
+    from serve.privileges import drop_privileges
     from serve.server import create_server
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -78,6 +82,8 @@ def serve(args):
         return REFUSED
     listen_socket = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
     server = create_server(app, host=args.host, port=args.port, threads=args.threads, listen_socket=listen_socket)
+    if args.user:
+        drop_privileges(args.user, app)
     # The kiosk's first page load fetches the 14 MB runtime; have its gzip ready by then.
     threading.Thread(target=precompress, args=(app.config["WEB_DIR"],), name="precompress", daemon=True).start()
     model = app.extensions["model"]
