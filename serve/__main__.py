@@ -61,7 +61,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.workers > 1:
-        return run_workers(argv, args.workers, args.host, args.port)
+        return run_workers(argv, args.workers, args.host, args.port, args.user)
     return serve(args)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from flask import Flask, json, request
 from werkzeug.exceptions import HTTPException
 
-from serve import api, feedback, files
+from serve import api, feedback, files, metrics
 from serve.body_budget import DEFAULT_BODY_BUDGET
 from serve.drain import DEFAULT_DRAIN_DELAY, DEFAULT_DRAIN_TIMEOUT
 from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_LARGE_DECODES, set_large_decode_limit, set_pixel_limit
@@ -64,6 +64,7 @@ def create_app(config=None):
 
     app.register_blueprint(api.blueprint)
     feedback.init_app(app)
+    metrics.init_app(app)
     app.register_blueprint(files.blueprint)
     app.register_error_handler(HTTPException, error_as_json)
     app.before_request(start_timer)
