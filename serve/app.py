@@ -11,7 +11,7 @@ from pathlib import Path
 from flask import Flask, json, request
 from werkzeug.exceptions import HTTPException
 
-from serve import api, feedback, files, metrics
+from serve import api, feedback, files, metrics, openapi
 from serve.body_budget import DEFAULT_BODY_BUDGET
 from serve.drain import DEFAULT_DRAIN_DELAY, DEFAULT_DRAIN_TIMEOUT
 from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_LARGE_DECODES, set_large_decode_limit, set_pixel_limit
@@ -63,6 +63,7 @@ def create_app(config=None):
     app.extensions["draining"] = threading.Event()  # set when the server stops: /readyz turns 503
 
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(openapi.blueprint)
     feedback.init_app(app)
     metrics.init_app(app)
     app.register_blueprint(files.blueprint)

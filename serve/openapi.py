@@ -1,0 +1,207 @@
+"""GET /openapi.json: the HTTP contract as an OpenAPI 3.1 document, built from the running app's own limits.
+
+docs/API.md is the guide for people. tests/test_openapi.py holds the two to the same routes and limits,
+checks this document with openapi-spec-validator and runs schemathesis against the real server with it.
+"""
+
+from flask import Blueprint, current_app
+
+from serve.api import IMAGE_TYPES
+
+blueprint = Blueprint("openapi", __name__)
+
+
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_body(schema, description=None):
+    answer = {"content": {"application/json": {"schema": schema}}}
+    return {**answer, "description": description or "JSON"}
+
+
+def errors(*statuses):
+    """{"error": "..."} answers, each with what it means."""
+    return {str(status): json_body(ref("Error"), description) for status, description in statuses}
+
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
+OPERATOR = [{"bearer": []}, {"cookie": []}]
+
+
+def probabilities(count):
+    return {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
+            "minItems": count, "maxItems": count}
+
+
+def schemas(config, labels):
+    probability = {"type": "number", "minimum": 0, "maximum": 1}
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "Digit": {
+            "type": "object", "required": ["digit", "confidence", "probabilities", "verdict", "not_digit", "model"],
+            "properties": {"digit": {"type": "integer", "minimum": 0, "maximum": labels - 1},
+                           "confidence": probability, "probabilities": probabilities(labels),
+                           "verdict": {"enum": ["digit", "unsure", "not_digit"]}, "not_digit": probability,
+                           "model": {"type": "string"}},
+        },
+        "Number": {
+            "type": "object", "required": ["number", "digits", "confidence", "verdict", "not_number", "model"],
+            "properties": {
+                "number": {"type": "string", "pattern": "^[0-9]*$"},
+                "digits": {"type": "array", "items": {
+                    "type": "object", "required": ["digit", "confidence", "probabilities", "box"],
+                    "properties": {"digit": {"type": "integer", "minimum": 0, "maximum": labels - 1},
+                                   "confidence": probability, "probabilities": probabilities(labels),
+                                   "box": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                                           "minItems": 4, "maxItems": 4}}}},
+                "confidence": probability, "verdict": {"enum": ["number", "unsure", "not_number"]},
+                "not_number": probability, "model": {"type": "string"}},
+        },
+        "Images": {
+            "description": "exactly one of image, pixels, images",
+            "oneOf": [
+                {"type": "object", "required": ["image"],
+                 "properties": {"image": {"type": "string", "description": "base64, or a data: URL"}}},
+                {"type": "object", "required": ["pixels"],
+                 "properties": {"pixels": {"type": "array", "items": {"type": "array", "items": {
+                     "type": "number", "minimum": 0, "maximum": 255}}}}},
+                {"type": "object", "required": ["images"],
+                 "properties": {"images": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                                           "maxItems": config["MAX_BATCH"]}}},
+            ],
+        },
+        "Feedback": {
+            "type": "object", "required": ["id", "model", "predicted", "verdict", "label", "image"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "mode": {"enum": ["digit", "number"]},
+                "model": {"type": "string"},
+                "predicted": {"type": ["integer", "string"]},
+                "verdict": {"enum": ["digit", "unsure", "not_digit", "number", "not_number"]},
+                "label": {"type": ["integer", "string"]},
+                "image": {"type": "string", "description": "base64 PNG of the pad"},
+                "strokes": {"type": "array", "items": {"type": "array", "items": {
+                    "type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3}}},
+            },
+        },
+        "Stored": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+    }
+
+
+def reading(answer, what, limits, extra_errors=()):
+    """POST /predict or /number: an image in any of the accepted forms, one answer or a batch's."""
+    image = {"schema": {"type": "string", "format": "binary"}}
+    content = {mime: image for mime in IMAGE_TYPES}
+    content["multipart/form-data"] = {"schema": {"type": "object", "required": ["image"], "properties": {
+        "image": {"type": "string", "format": "binary"}}}}
+    content["application/json"] = {"schema": ref("Images")}
+    batch = {"type": "object", "required": ["predictions"], "properties": {"predictions": {
+        "type": "array", "items": ref(answer)}}}
+    return {"post": {
+        "summary": f"read {what} in an image",
+        "requestBody": {"required": True, "content": content,
+                        "description": f"at most {limits['MAX_CONTENT_LENGTH']} bytes; an image at most "
+                                       f"{limits['MAX_IMAGE_PIXELS']} pixels; a batch 1 to {limits['MAX_BATCH']} "
+                                       f"images of {limits['MAX_BATCH_PIXELS']} pixels in all"},
+        "responses": {
+            "200": json_body({"oneOf": [ref(answer), batch]}, "the reading, or a batch's in order"),
+            **errors((400, "unreadable input"), (413, "over a limit"), (415, "another Content-Type or encoding"),
+                     (422, "no ink"), *extra_errors),
+        },
+    }}
+
+
+def operator_get(summary, content, parameters=()):
+    return {"get": {
+        "summary": summary, "security": OPERATOR, "parameters": list(parameters),
+        "responses": {"200": {"description": summary, "content": content},
+                      **errors((400, "a bad parameter"), (401, "no or a wrong token"), (404, "no admin token set")),
+                      **errors((503, "the store cannot be read now"))},
+    }}
+
+
+def openapi_document(config, labels):
+    """The document for an app with `config`, whose reader has `labels` classes."""
+    text = {"schema": {"type": "string"}}
+    json_object = {"application/json": {"schema": {"type": "object"}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Digit kiosk", "version": "1",
+                 "description": "Reads handwritten digits and numbers; docs/API.md is the guide. Every error "
+                                "is JSON {\"error\": \"...\"}."},
+        "paths": {
+            "/predict": reading("Digit", "a digit", config),
+            "/number": reading("Number", "a number", config, [(503, "this server has no number reader")]),
+            "/feedback": {
+                "get": {"summary": "whether feedback is on", "responses": {
+                    "200": json_body({"type": "object", "required": ["feedback"],
+                                      "properties": {"feedback": {"enum": ["on", "off"]}}}),
+                    "304": {"description": "unchanged (If-None-Match)"}}},
+                "post": {"summary": "a visitor's confirmation or correction",
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": ref("Feedback")}},
+                                         "description": f"at most {config['FEEDBACK_MAX_BODY']} bytes"},
+                         "responses": {
+                             "201": json_body(ref("Stored"), "stored"),
+                             "200": json_body(ref("Stored"), "that id was already stored"),
+                             **errors((400, "a missing or wrong field"), (404, "feedback is off"),
+                                      (413, "over a limit"), (415, "not application/json"), (507, "the store is full")),
+                             "429": {**json_body(ref("Error"), "over the per-client rate"), "headers": RETRY_AFTER},
+                             "503": {**json_body(ref("Error"), "the store cannot be written now"),
+                                     "headers": RETRY_AFTER},
+                         }},
+            },
+            "/feedback/export": operator_get(
+                "every stored entry, one JSON object a line", {"application/x-ndjson": text},
+                [{"name": "format", "in": "query", "schema": {"enum": ["jsonl"]}}]),
+            "/stats": {
+                "get": {"summary": "the operator's page", "security": OPERATOR, "responses": {
+                    "200": {"description": "the page", "content": {"text/html": text}},
+                    "401": {"description": "the token form", "content": {"text/html": text}},
+                    **errors((404, "no admin token set"), (503, "the store cannot be read now"))}},
+                "post": {"summary": "sign in with the token form", "requestBody": {"required": True, "content": {
+                    "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
+                        "token": {"type": "string"}}}}}},
+                         "responses": {"303": {"description": "signed in: the cookie, and back to /stats"},
+                                       "401": {"description": "the form again", "content": {"text/html": text}},
+                                       **errors((404, "no admin token set"))}},
+            },
+            "/metrics": operator_get("Prometheus's text format", {"text/plain": text}),
+            "/healthz": {"get": {"summary": "alive, and which readers are loaded", "responses": {
+                "200": json_body({"type": "object", "required": ["status", "model", "variant"], "properties": {
+                    "status": {"const": "ok"}, "model": {"type": "string"}, "variant": {"type": "string"},
+                    "numbers": {"type": "object"}}})}}},
+            "/readyz": {"get": {"summary": "taking new work", "responses": {
+                "200": json_body({"type": "object", "required": ["status"], "properties": {
+                    "status": {"const": "ready"}}}),
+                **errors((503, "stopping"))}}},
+            "/openapi.json": {"get": {"summary": "this document", "responses": {
+                "200": {"description": "OpenAPI 3.1", "content": json_object}}}},
+            "/model/manifest.json": {"get": {"summary": "the loaded model's manifest", "responses": {
+                "200": {"description": "the manifest", "content": json_object}, "304": {"description": "unchanged"}}}},
+            "/model/{file}": {"get": {
+                "summary": "a model file the manifest names",
+                "parameters": [{"name": "file", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the file", "content": {"application/octet-stream": text}},
+                              "304": {"description": "unchanged"}, **errors((404, "no such model file"))}}},
+            "/": {"get": {"summary": "the kiosk page", "responses": {
+                "200": {"description": "web/index.html", "content": {"text/html": text}},
+                "304": {"description": "unchanged"}}}},
+            "/{path}": {"get": {
+                "summary": "a file of the page",
+                "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the file", "content": {"*/*": text}},
+                              "304": {"description": "unchanged"}, **errors((404, "no such file"))}}},
+        },
+        "components": {
+            "schemas": schemas(config, labels),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                "cookie": {"type": "apiKey", "in": "cookie", "name": "kiosk_admin"}},
+        },
+    }
+
+
+@blueprint.get("/openapi.json")
+def openapi():
+    model = current_app.extensions["model"]
+    return openapi_document(current_app.config, len(model.manifest["labels"]))
