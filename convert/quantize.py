@@ -44,4 +44,28 @@ def quantize(classifier, input_name, calibration_inputs):
             op_types_to_quantize=["Conv", "MatMul", "Gemm"])
         model = onnx.load(directory / "int8.onnx")
     model.ir_version = 8
+    return _float_logits(model)
+
+
+def _float_logits(model):
+    """Drop the QuantizeLinear -> DequantizeLinear pair in front of each Softmax: the logits stay float.
+
+    Rounding the logits to 8 bits moves a probability by up to a few percent per step, and x86 and ARM
+    round now and then one step apart (check-arm measured 4.8e-2 on one digit of 200). The layer is tiny,
+    so keeping its output float costs nothing measurable."""
+    graph = model.graph
+    producers = {output: node for node in graph.node for output in node.output}
+    dropped = []
+    for softmax in [node for node in graph.node if node.op_type == "Softmax"]:
+        dequantize = producers.get(softmax.input[0])
+        quantize = dequantize is not None and dequantize.op_type == "DequantizeLinear" and producers.get(dequantize.input[0])
+        if not quantize or quantize.op_type != "QuantizeLinear":
+            continue
+        softmax.input[0] = quantize.input[0]
+        dropped += [quantize, dequantize]
+    for node in dropped:
+        graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input}
+    for initializer in [each for each in graph.initializer if each.name not in used]:
+        graph.initializer.remove(initializer)
     return model

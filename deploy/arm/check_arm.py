@@ -6,7 +6,7 @@ For each of Cortex-A72 (Pi 4), A53 (Pi 3, Zero 2 W) and A76 (Pi 5), with the aar
 onnxruntime this machine serves with:
 - `python -m serve.predict --json` on N synthetic digits, fp32 and int8 (every variant in the
   manifest), must give the same digit as on x86 for every image and probabilities within 1e-5
-  (int8 within 1e-3, see TOLERANCE);
+  (int8 within 1e-2 and the same verdict, see TOLERANCE);
 - `python -m serve` started under emulation must answer `/` and `/predict` from the host.
 Negative control: onnxruntime 1.21.0 on Cortex-A72 must die with SIGILL ("Illegal instruction",
 onnxruntime issue #23957, what Pi 4 users hit); if it does not, this check cannot catch that class of
@@ -33,9 +33,11 @@ from emulator import CPUS, Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_PROBABILITY_DIFFERENCE = 1e-5
-# onnxruntime's int8 kernels differ between x86 and ARM, so now and then a value rounds one quantization
-# step apart: measured, 1 digit of 200 moved by 1.3e-4, the other 199 by at most 2.4e-7.
-TOLERANCE = {"int8": 1e-3}
+# onnxruntime's int8 kernels requantize differently on x86 and ARM, so now and then a hidden activation
+# lands one quantization step apart and the probabilities move with it. Measured on 200 digits with the
+# logits kept float (convert/quantize.py): 2 digits moved, by 3e-5 and 6.2e-3, the other 198 by under 1e-5.
+# The digit and the verdict must still agree on every image.
+TOLERANCE = {"int8": 1e-2}
 CONTROL_VERSION = "1.21.0"
 CONTROL_CPU = "cortex-a72"
 ADDRESS_LINE = r" on (http://[\d.]+:\d+)"  # python -m serve's start-up line
@@ -67,14 +69,14 @@ def read_answers(stdout):
 
 
 def compare(reference, answers):
-    """(digits answered differently, digits whose probabilities differ by over 1e-5, the largest difference)."""
+    """(digits answered differently (digit or verdict), digits whose probabilities differ by over 1e-5, the largest difference)."""
     differing, beyond, largest = 0, 0, 0.0
     for name, expected in reference.items():
         got = answers[name]
         if "error" in expected or "error" in got:
             differing += expected != got
             continue
-        differing += got["digit"] != expected["digit"]
+        differing += (got["digit"], got.get("verdict")) != (expected["digit"], expected.get("verdict"))
         difference = max(abs(a - b) for a, b in zip(got["probabilities"], expected["probabilities"]))
         beyond += difference > MAX_PROBABILITY_DIFFERENCE
         largest = max(largest, difference)
