@@ -154,10 +154,11 @@ def test_too_many_requests_from_one_address_get_a_json_429(start_front, workers)
                            for _, content_type, answer in refused)
 
 
-def test_a_worker_killed_under_load_fails_no_request_and_comes_back(front, workers):
+@pytest.mark.parametrize("path", ["/predict", "/number"])  # both free of side effects: nginx sends them again
+def test_a_worker_killed_under_load_fails_no_request_and_comes_back(front, workers, path):
     host, port = front
     before = workers.worker_pids()
-    with Load(host, port, drawn_digit_png(), clients=4, seconds=60) as load:
+    with Load(host, port, drawn_digit_png(), clients=4, seconds=60, path=path) as load:
         assert wait_until(lambda: load.count() >= 50, 30)
         os.kill(before[0], signal.SIGKILL)
         killed_at = load.count()
