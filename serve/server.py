@@ -112,8 +112,10 @@ class DeadlineChannel(HTTPChannel):
         return BudgetedParser(adj, self.server.body_budget)
 
     def readable(self):
-        # A body that does not fit the budget waits in the client's socket until it does.
+        # A body that does not fit the budget waits in the client's socket until it does. The wait is ours, not
+        # the client's silence, so channel_timeout does not count it; REQUEST_DEADLINE still bounds it.
         if self.request is not None and not self.request.may_read():
+            self.last_activity = time.time()
             return False
         return super().readable()
 
