@@ -4,7 +4,11 @@ docs/API.md is the guide for people. tests/test_openapi.py holds the two to the 
 checks this document with openapi-spec-validator and runs schemathesis against the real server with it.
 """
 
+import base64
+import io
+
 from flask import Blueprint, current_app
+from PIL import Image, ImageDraw
 
 from serve.api import IMAGE_TYPES
 
@@ -23,6 +27,18 @@ def json_body(schema, description=None):
 def errors(*statuses):
     """{"error": "..."} answers, each with what it means."""
     return {str(status): json_body(ref("Error"), description) for status, description in statuses}
+
+
+EXAMPLE_ID = "0b9c6a1e-5f0d-4c3e-9a57-2f1d3b8e7c41"
+
+
+def example_png():
+    """A 28x28 pad with one stroke, base64: a real example, so a fuzzer's first request reaches a 200 or 201."""
+    image = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(image).line([(14, 4), (14, 24)], fill=255, width=3)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
@@ -81,7 +97,7 @@ def schemas(config, labels):
                 "verdict": {"enum": ["digit", "unsure", "not_digit", "number", "not_number"]},
                 "label": {"type": ["integer", "string"]},
                 "image": {"type": "string", "description": "base64 PNG of the pad"},
-                "strokes": {"type": "array", "items": {"type": "array", "items": {
+                "strokes": {"type": ["array", "null"], "items": {"type": "array", "items": {
                     "type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3}}},
             },
         },
@@ -91,15 +107,17 @@ def schemas(config, labels):
 
 def reading(answer, what, limits, extra_errors=()):
     """POST /predict or /number: an image in any of the accepted forms, one answer or a batch's."""
+    png = example_png()
     image = {"schema": {"type": "string", "format": "binary"}}
     content = {mime: image for mime in IMAGE_TYPES}
     content["multipart/form-data"] = {"schema": {"type": "object", "required": ["image"], "properties": {
         "image": {"type": "string", "format": "binary"}}}}
-    content["application/json"] = {"schema": ref("Images")}
+    content["application/json"] = {"schema": ref("Images"), "examples": {
+        "one": {"value": {"image": png}}, "batch": {"value": {"images": [png, png]}}}}
     batch = {"type": "object", "required": ["predictions"], "properties": {"predictions": {
         "type": "array", "items": ref(answer)}}}
     return {"post": {
-        "summary": f"read {what} in an image",
+        "operationId": f"read{answer}", "summary": f"read {what} in an image",
         "requestBody": {"required": True, "content": content,
                         "description": f"at most {limits['MAX_CONTENT_LENGTH']} bytes; an image at most "
                                        f"{limits['MAX_IMAGE_PIXELS']} pixels; a batch 1 to {limits['MAX_BATCH']} "
@@ -112,17 +130,17 @@ def reading(answer, what, limits, extra_errors=()):
     }}
 
 
-def operator_get(summary, content, parameters=()):
+def operator_get(operation_id, summary, content, parameters=()):
     return {"get": {
-        "summary": summary, "security": OPERATOR, "parameters": list(parameters),
+        "operationId": operation_id, "summary": summary, "security": OPERATOR, "parameters": list(parameters),
         "responses": {"200": {"description": summary, "content": content},
                       **errors((400, "a bad parameter"), (401, "no or a wrong token"), (404, "no admin token set")),
                       **errors((503, "the store cannot be read now"))},
     }}
 
 
-def openapi_document(config, labels):
-    """The document for an app with `config`, whose reader has `labels` classes."""
+def openapi_document(config, labels, model_id):
+    """The document for an app with `config`, whose reader (`model_id`) has `labels` classes."""
     text = {"schema": {"type": "string"}}
     json_object = {"application/json": {"schema": {"type": "object"}}}
     return {
@@ -138,11 +156,14 @@ def openapi_document(config, labels):
                     "200": json_body({"type": "object", "required": ["feedback"],
                                       "properties": {"feedback": {"enum": ["on", "off"]}}}),
                     "304": {"description": "unchanged (If-None-Match)"}}},
-                "post": {"summary": "a visitor's confirmation or correction",
-                         "requestBody": {"required": True, "content": {"application/json": {"schema": ref("Feedback")}},
-                                         "description": f"at most {config['FEEDBACK_MAX_BODY']} bytes"},
+                "post": {"operationId": "addFeedback", "summary": "a visitor's confirmation or correction",
+                         "requestBody": {"required": True, "description": f"at most {config['FEEDBACK_MAX_BODY']} bytes",
+                                         "content": {"application/json": {"schema": ref("Feedback"), "example": {
+                                             "id": EXAMPLE_ID, "model": model_id, "predicted": 1, "verdict": "digit",
+                                             "label": 1, "image": example_png()}}}},
                          "responses": {
-                             "201": json_body(ref("Stored"), "stored"),
+                             "201": {**json_body(ref("Stored"), "stored"), "links": {"ExportIt": {
+                                 "operationId": "exportFeedback", "description": "the entry is in the export"}}},
                              "200": json_body(ref("Stored"), "that id was already stored"),
                              **errors((400, "a missing or wrong field"), (404, "feedback is off"),
                                       (413, "over a limit"), (415, "not application/json"), (507, "the store is full")),
@@ -152,7 +173,7 @@ def openapi_document(config, labels):
                          }},
             },
             "/feedback/export": operator_get(
-                "every stored entry, one JSON object a line", {"application/x-ndjson": text},
+                "exportFeedback", "every stored entry, one JSON object a line", {"application/x-ndjson": text},
                 [{"name": "format", "in": "query", "schema": {"enum": ["jsonl"]}}]),
             "/stats": {
                 "get": {"summary": "the operator's page", "security": OPERATOR, "responses": {
@@ -166,7 +187,7 @@ def openapi_document(config, labels):
                                        "401": {"description": "the form again", "content": {"text/html": text}},
                                        **errors((404, "no admin token set"))}},
             },
-            "/metrics": operator_get("Prometheus's text format", {"text/plain": text}),
+            "/metrics": operator_get("metrics", "Prometheus's text format", {"text/plain": text}),
             "/healthz": {"get": {"summary": "alive, and which readers are loaded", "responses": {
                 "200": json_body({"type": "object", "required": ["status", "model", "variant"], "properties": {
                     "status": {"const": "ok"}, "model": {"type": "string"}, "variant": {"type": "string"},
@@ -204,4 +225,4 @@ def openapi_document(config, labels):
 @blueprint.get("/openapi.json")
 def openapi():
     model = current_app.extensions["model"]
-    return openapi_document(current_app.config, len(model.manifest["labels"]))
+    return openapi_document(current_app.config, len(model.manifest["labels"]), model.model_id)

@@ -94,8 +94,16 @@ def test_schemathesis_finds_every_answer_as_documented_and_no_server_error(serve
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     generated = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
     assert generated and int(generated.group(1)) >= 300, result.stdout[-2000:]
-    for phase in ("Coverage", "Fuzzing", "Stateful"):
+    for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in result.stdout, phase
+    # The document's examples are real: the feedback one was stored, so the fuzzing reached past validation.
+    assert export_holds_the_example(server, document)
+
+
+def export_holds_the_example(server, document):
+    example = document["paths"]["/feedback"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    export = request(server, "GET", "/feedback/export?format=jsonl", headers={"Authorization": f"Bearer {TOKEN}"})
+    return export.status == 200 and example["id"] in export.body.decode()
 
 
 def test_schemathesis_catches_an_answer_the_document_does_not_allow(server, document, tmp_path):
