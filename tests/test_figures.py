@@ -62,6 +62,15 @@ def test_every_figure_comes_from_the_results_the_manifest_or_the_configuration(d
     assert unsourced == [], f"{document} quotes figures found in neither bench/RESULTS.md nor the manifest: {unsourced}"
 
 
+def test_what_docs_attribute_to_bench_results_is_there():
+    """docs/ keeps tables of other bench scripts' runs, labelled; but a paragraph citing bench/RESULTS.md quotes it."""
+    for document in sorted((ROOT / "docs").glob("*.md")):
+        for paragraph in re.split(r"\n\s*\n", document.read_text()):
+            if "RESULTS.md" in paragraph:
+                unsourced = [figure for figure in figures(paragraph) if not is_sourced(figure)]
+                assert unsourced == [], f"{document.name}: {unsourced} in: {paragraph[:200]}"
+
+
 @pytest.mark.parametrize("typed_by_hand", ["took 26.6 min on a quiet machine", "read 0.9123 of them",
                                            "about 12,345 requests", "146 req/s with two workers"])
 def test_a_figure_typed_by_hand_is_caught(typed_by_hand):
