@@ -83,7 +83,7 @@ def serve(args):
     listen_socket = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
     server = create_server(app, host=args.host, port=args.port, threads=args.threads, listen_socket=listen_socket)
     if args.user:
-        drop_privileges(args.user, app)
+        drop_privileges(args.user)
     # The kiosk's first page load fetches the 14 MB runtime; have its gzip ready by then.
     threading.Thread(target=precompress, args=(app.config["WEB_DIR"],), name="precompress", daemon=True).start()
     model = app.extensions["model"]

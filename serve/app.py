@@ -13,8 +13,8 @@ from werkzeug.exceptions import HTTPException
 
 from serve import api, feedback, files, metrics, openapi
 from serve.body_budget import DEFAULT_BODY_BUDGET
-from serve.drain import DEFAULT_DRAIN_DELAY, DEFAULT_DRAIN_TIMEOUT
 from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_LARGE_DECODES, set_large_decode_limit, set_pixel_limit
+from serve.drain import DEFAULT_DRAIN_DELAY, DEFAULT_DRAIN_TIMEOUT
 from serve.model import Model
 
 ROOT = Path(__file__).resolve().parent.parent

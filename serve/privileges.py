@@ -32,7 +32,7 @@ def user_and_group(name):
     return entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name
 
 
-def drop_privileges(name, app):
+def drop_privileges(name):
     """As root: become `name` (its uid, its primary group, no supplementary groups). Otherwise nothing to do."""
     if os.geteuid() != 0:
         return
