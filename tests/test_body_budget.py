@@ -5,7 +5,6 @@ by large bodies from many clients at once without an OOM kill or a failed reques
 import base64
 import http.client
 import io
-import json
 import os
 import socket
 import threading
