@@ -30,7 +30,8 @@ from onnx import helper
 from convert.graph_builder import BOOL, FLOAT, INT64, GraphBuilder
 from reader.contract import (INPUT_NAME, NOT_DIGIT_CLASS, NOT_DIGIT_NAME, NOT_NUMBER_NAME, NUMBER_BOXES_NAME,
                              NUMBER_CLASSES, NUMBER_CONFIDENCE_NAME, NUMBER_CONFIDENCES_NAME, NUMBER_DIGITS_NAME,
-                             NUMBER_FRAME_STRIDE, NUMBER_MARGIN, NUMBER_PROBABILITIES_NAME, NUMBER_VERDICT_NAME,
+                             NUMBER_DOUBTFUL_NAME, NUMBER_FRAME_STRIDE, NUMBER_MARGIN, NUMBER_PROBABILITIES_NAME,
+                             NUMBER_VERDICT_NAME,
                              NUMBER_VERDICTS, NUM_DIGITS, PROBABILITIES_NAME, VERDICT_NAME, VERDICTS)
 
 PIECE_PREFIX = "piece/"   # the digit reader's names inside the Loop body
@@ -356,6 +357,8 @@ def decode_nodes(frames_name, digit_reader, not_number_at_least, sure_at_least):
     in_order(digits, NUMBER_DIGITS_NAME)
     in_order(probabilities, NUMBER_PROBABILITIES_NAME)
     confidences = in_order(confidences, NUMBER_CONFIDENCES_NAME)
+    # In doubt: a guess for ink no digit reading explains, or a digit read with too little confidence.
+    doubt = g.op("Or", in_order(doubt), g.op("Less", confidences, g.f32([sure_at_least])), name=NUMBER_DOUBTFUL_NAME)
     ink_boxes(g, in_order(box_starts), in_order(box_ends))
 
     # The whole number: the product of its digits' confidences; 0 when nothing was read.
@@ -372,9 +375,7 @@ def decode_nodes(frames_name, digit_reader, not_number_at_least, sure_at_least):
     explained_any = any_true(g, g.op("Or", g.op("Or", use_reader, use_ctc), g.op("Or", doubtful, use_halves)))
     explained_any = g.op("Or", explained_any, any_true(g, merged))
     is_not_number = g.op("Or", g.op("Not", explained_any), g.op("GreaterOrEqual", NOT_NUMBER_NAME, g.f32([not_number_at_least])))
-    least_sure = g.op("ReduceMin", with_one, keepdims=1)
-    is_unsure = g.op("Or", any_true(g, doubt),
-                     g.op("Less", least_sure, g.f32([sure_at_least])))
+    is_unsure = any_true(g, doubt)
     verdict = lambda name: g.i64(NUMBER_VERDICTS.index(name))
     g.op("Where", is_not_number, verdict("not_number"), g.where(is_unsure, verdict("unsure"), verdict("number")),
          name=NUMBER_VERDICT_NAME)

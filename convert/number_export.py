@@ -12,7 +12,7 @@ from convert.export import export_function
 from convert.number_decode import decode_nodes
 from reader.contract import (FRAMES_NAME, INPUT_NAME, IR_VERSION, LINE_INPUT_NAME, NOT_DIGIT_CLASS, NOT_NUMBER_NAME,
                              NUMBER_BOXES_NAME, NUMBER_CLASSES, NUMBER_CONFIDENCE_NAME,
-                             NUMBER_CONFIDENCES_NAME, NUMBER_DIGITS_NAME, NUMBER_FRAME_STRIDE, NUMBER_HEIGHT,
+                             NUMBER_CONFIDENCES_NAME, NUMBER_DIGITS_NAME, NUMBER_DOUBTFUL_NAME, NUMBER_FRAME_STRIDE, NUMBER_HEIGHT,
                              NUMBER_MARGIN, NUMBER_NORMALIZED_NAME, NUMBER_PROBABILITIES_NAME, NUMBER_VERDICT_NAME,
                              NUMBER_VERDICTS, NUM_DIGITS, OPSET)
 from reader.number_normalization import build_number_normalization_nodes
@@ -33,6 +33,7 @@ NUMBER_OUTPUTS = [
     (NUMBER_DIGITS_NAME, TensorProto.INT64, ["digits"]),
     (NUMBER_PROBABILITIES_NAME, TensorProto.FLOAT, ["digits", NUM_DIGITS]),
     (NUMBER_CONFIDENCES_NAME, TensorProto.FLOAT, ["digits"]),
+    (NUMBER_DOUBTFUL_NAME, TensorProto.BOOL, ["digits"]),
     (NUMBER_BOXES_NAME, TensorProto.INT64, ["digits", 4]),
     (NUMBER_CONFIDENCE_NAME, TensorProto.FLOAT, [1]),
     (NOT_NUMBER_NAME, TensorProto.FLOAT, [1]),

@@ -68,6 +68,7 @@ FRAMES_NAME = "frames"                # [1, T, NUMBER_CLASSES]: softmax per fram
 NUMBER_DIGITS_NAME = "digits"                 # int64 [K]: the digits, left to right
 NUMBER_PROBABILITIES_NAME = "probabilities"   # float32 [K, 10]: each digit's ten probabilities (each row sums to 1)
 NUMBER_CONFIDENCES_NAME = "confidences"       # float32 [K]: each digit's probability among all frame classes
+NUMBER_DOUBTFUL_NAME = "doubtful"             # bool [K]: a guess for ink no digit reading explains, or confidence < sure_at_least
 NUMBER_BOXES_NAME = "boxes"                   # int64 [K, 4]: x0, y0, x1, y1 of each digit's ink in input pixels, x1/y1 exclusive
 NUMBER_CONFIDENCE_NAME = "confidence"         # float32 [1]: the whole number's, the product of the digits' (0 if K = 0)
 NOT_NUMBER_NAME = "not_number"                # float32 [1]: the largest "not a digit" probability over the frames
@@ -90,6 +91,7 @@ def describe_number_outputs():
         "digits": {"name": NUMBER_DIGITS_NAME, "dtype": "int64", "shape": ["digits"]},
         "probabilities": {"name": NUMBER_PROBABILITIES_NAME, "dtype": "float32", "shape": ["digits", NUM_DIGITS]},
         "confidences": {"name": NUMBER_CONFIDENCES_NAME, "dtype": "float32", "shape": ["digits"]},
+        "doubtful": {"name": NUMBER_DOUBTFUL_NAME, "dtype": "bool", "shape": ["digits"]},
         "boxes": {"name": NUMBER_BOXES_NAME, "dtype": "int64", "shape": ["digits", 4],
                   "order": ["x0", "y0", "x1", "y1"], "units": "input pixels, x1 and y1 exclusive"},
         "confidence": {"name": NUMBER_CONFIDENCE_NAME, "dtype": "float32", "shape": [1]},

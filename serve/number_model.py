@@ -4,7 +4,7 @@ serve/model.py checks the section and its files (as it does the digit reader's) 
 """
 
 # The section's "outputs" keys, in the order the graph's outputs are asked for.
-OUTPUT_KEYS = ("digits", "probabilities", "confidences", "boxes", "confidence", "not_number", "verdict")
+OUTPUT_KEYS = ("digits", "probabilities", "confidences", "doubtful", "boxes", "confidence", "not_number", "verdict")
 
 
 class NumberReader:
@@ -20,18 +20,18 @@ class NumberReader:
         self.ink_threshold = float(section.get("normalization", {}).get("ink_threshold", 0.0))
 
     def read(self, image):
-        """The graph's digits, probabilities, confidences, boxes, confidence, not_number and verdict for one image."""
+        """The graph's digits, probabilities, confidences, doubtful, boxes, confidence, not_number and verdict for one image."""
         return self.session.run(self.output_names, {self.input_name: image})
 
     def predict(self, decoded):
         """The JSON-ready answer for one serve.decode.Decoded; boxes in the pixels of the image that was sent."""
-        digits, probabilities, confidences, boxes, confidence, not_number, verdict = self.read(decoded.image)
+        digits, probabilities, confidences, doubtful, boxes, confidence, not_number, verdict = self.read(decoded.image)
         return {
             "number": "".join(str(int(digit)) for digit in digits),
             "digits": [
                 {"digit": int(digit), "confidence": float(digit_confidence), "probabilities": row.tolist(),
-                 "box": decoded.original_box(box)}
-                for digit, digit_confidence, row, box in zip(digits, confidences, probabilities, boxes)
+                 "doubtful": bool(doubt), "box": decoded.original_box(box)}
+                for digit, digit_confidence, row, doubt, box in zip(digits, confidences, probabilities, doubtful, boxes)
             ],
             "confidence": float(confidence[0]),
             "verdict": self.verdicts[int(verdict[0])],

@@ -19,6 +19,7 @@ class Reading:
     digits: list
     probabilities: np.ndarray
     confidences: np.ndarray
+    doubtful: list
     boxes: list
     verdict: str
     not_number: float
@@ -68,7 +69,7 @@ def decode(image, frames, left_col, col_end, column_scale, read_piece, decoding,
     ctc = [(digit, frame_x[members].mean(), frames[first, :NUM_DIGITS]) for digit, first, members in runs]
 
     if not pieces:
-        return Reading([], np.zeros((0, NUM_DIGITS)), np.zeros(0), [], "not_number", 0.0)
+        return Reading([], np.zeros((0, NUM_DIGITS)), np.zeros(0), [], [], "not_number", 0.0)
     cuts = [(end + next_start) / 2 for (_, end), (next_start, _) in zip(pieces, pieces[1:])]
     owner = lambda x: sum(x >= cut for cut in cuts)
     owners = [owner(x) for _, x, _ in ctc]
@@ -111,11 +112,11 @@ def decode(image, frames, left_col, col_end, column_scale, read_piece, decoding,
         halves_are_digits = index in halves and all(half[2] == "digit" for half in halves[index][2:])
         touching = per_piece[index] >= 2 and halves_are_digits
         if said == "digit" and not touching:
-            items.append(((start + end) / 2, int(probabilities.argmax()), probabilities, confidence_, start, end))
+            items.append(((start + end) / 2, int(probabilities.argmax()), probabilities, confidence_, False, start, end))
             explained = True
         elif halves_are_digits and per_piece[index] <= 1:
             for (left, right), (half_probabilities, half_confidence, _) in zip(halves[index][:2], halves[index][2:]):
-                items.append(((left + right) / 2, int(half_probabilities.argmax()), half_probabilities, half_confidence, left, right))
+                items.append(((left + right) / 2, int(half_probabilities.argmax()), half_probabilities, half_confidence, False, left, right))
             explained = True
         elif per_piece[index] >= 1:
             ctc_pieces.add(index)
@@ -123,14 +124,14 @@ def decode(image, frames, left_col, col_end, column_scale, read_piece, decoding,
         else:
             # Doubtful or unexplained, the digit reader's best guess stands, as a doubt.
             doubtful_any = True
-            items.append(((start + end) / 2, int(probabilities.argmax()), probabilities, confidence_, start, end))
+            items.append(((start + end) / 2, int(probabilities.argmax()), probabilities, confidence_, True, start, end))
             unexplained_pieces.add(index)
             explained = explained or said == "unsure"
     for index, wanted in enumerate(merged):
         if wanted:
             probabilities, confidence_, _ = pairs[index]
             start, end = pieces[index][0], pieces[index + 1][1]
-            items.append(((start + end) / 2, int(probabilities.argmax()), probabilities, confidence_, start, end))
+            items.append(((start + end) / 2, int(probabilities.argmax()), probabilities, confidence_, False, start, end))
             explained = True
     for number, ((digit, x, part), piece) in enumerate(zip(ctc, owners)):
         if piece not in ctc_pieces:
@@ -140,7 +141,7 @@ def decode(image, frames, left_col, col_end, column_scale, read_piece, decoding,
             return int(np.argmin(column_ink + FAR * ~((centres >= left) & (centres < right))))
         start = cut(ctc[number - 1][1], x) if number > 0 and owners[number - 1] == piece else pieces[piece][0]
         end = cut(x, ctc[number + 1][1]) if number + 1 < len(ctc) and owners[number + 1] == piece else pieces[piece][1]
-        items.append((x, digit, part / max(part.sum(), 1e-12), float(part.max()), start, end))
+        items.append((x, digit, part / max(part.sum(), 1e-12), float(part.max()), False, start, end))
     items.sort(key=lambda item: item[0])
 
     boxes = []
@@ -153,11 +154,12 @@ def decode(image, frames, left_col, col_end, column_scale, read_piece, decoding,
                 for index in range(len(pieces))]
     frame_owner = [owner(x) for x in frame_x]
     not_number = max([float(frames[t, NOT_DIGIT_CLASS]) for t in range(len(frames)) if speaking[frame_owner[t]]], default=0.0)
+    doubtful = [item[4] or item[3] < verdict["sure_at_least"] for item in items]
     if not explained or not_number >= verdict["not_number_at_least"]:
         said = "not_number"
-    elif doubtful_any or confidences.min() < verdict["sure_at_least"]:
+    elif any(doubtful):
         said = "unsure"
     else:
         said = "number"
     return Reading([item[1] for item in items], np.array([item[2] for item in items]).reshape(-1, NUM_DIGITS),
-                   confidences, boxes, said, not_number)
+                   confidences, doubtful, boxes, said, not_number)

@@ -21,7 +21,7 @@ from tests.test_api_errors import BAD_INPUTS
 from tests.test_serve import run_python
 
 NUMBER_FIELDS = {"number", "digits", "confidence", "verdict", "not_number", "model"}
-DIGIT_FIELDS = {"digit", "confidence", "probabilities", "box"}
+DIGIT_FIELDS = {"digit", "confidence", "probabilities", "doubtful", "box"}
 # MNIST digits are 28 pixels with their ink in the middle 20: side by side, neighbours stay 8 * SCALE apart.
 SCALE = 6
 MARGIN = 40
@@ -66,10 +66,12 @@ def assert_number_shape(answer, numbers):
     assert answer["verdict"] in numbers["outputs"]["verdict"]["values"]
     assert 0 <= answer["not_number"] <= 1 and 0 <= answer["confidence"] <= 1
     assert answer["number"] == "".join(str(digit["digit"]) for digit in answer["digits"])
+    # A guessed digit is never announced as a sure number.
+    assert answer["verdict"] != "number" or not any(digit["doubtful"] for digit in answer["digits"])
     for digit in answer["digits"]:
         assert set(digit) == DIGIT_FIELDS and 0 <= digit["digit"] <= 9
         assert len(digit["probabilities"]) == 10 and sum(digit["probabilities"]) == pytest.approx(1, abs=1e-3)
-        assert 0 <= digit["confidence"] <= 1
+        assert 0 <= digit["confidence"] <= 1 and isinstance(digit["doubtful"], bool)
         x0, y0, x1, y1 = digit["box"]
         assert all(isinstance(value, int) for value in digit["box"]) and x0 < x1 and y0 < y1
 

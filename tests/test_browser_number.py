@@ -50,6 +50,8 @@ SHOWN_NUMBER = """() => {
     shown: document.querySelector('#number').textContent,
     positions: [...document.querySelectorAll('[data-testid^="position-"]')].map((position) => ({
       digit: position.dataset.digit,
+      doubtful: position.dataset.doubtful === 'true',
+      opacity: Number(getComputedStyle(position).opacity),
       readings: [...position.querySelectorAll('li')].map((item) => [item.dataset.digit, Number(item.dataset.probability)]),
       visible: position.checkVisibility(),
     })),
@@ -343,18 +345,22 @@ def test_each_verdict_is_shown_as_in_digit_mode(open_page, live_server, verdict,
     page.evaluate("""([verdict, confidence]) => import('/answer.js').then(({ createAnswer }) => {
       const answer = createAnswer(document.querySelector('[data-testid="result"]'));
       answer.setMode('number');
-      const reading = (digit) => ({ digit, confidence: 0.9, box: [0, 0, 1, 1],
+      const reading = (digit, index) => ({ digit, confidence: 0.9, box: [0, 0, 1, 1], doubtful: verdict === 'unsure' && index === 1,
                                     probabilities: Array.from({ length: 10 }, (_, index) => (index === digit ? 0.91 : 0.01)) });
       answer.showResult({ number: '2026', digits: [2, 0, 2, 6].map(reading), confidence, verdict, not_number: 0.01,
                           labels: [...'0123456789'], model: 'numbers-test', backend: 'server', milliseconds: 3 });
     })""", [verdict, 0.4 if verdict == "unsure" else 0.9])
     answer = shown_number(page)
     assert (answer["state"], answer["verdict"], answer["caption"]) == (state, verdict, caption)
+    # The best reading shows even after a refusal, greyed, and is never announced as the number.
+    assert [p["digit"] for p in answer["positions"]] == list("2026")
+    assert answer["positions"][3]["readings"][0] == ["6", pytest.approx(0.91)]
+    assert [p["doubtful"] for p in answer["positions"]] == [False, verdict == "unsure", False, False]
     if verdict == "not_number":
-        assert answer["number"] is None and answer["positions"] == [] and "2026" not in answer["spoken"]
+        assert answer["number"] is None and "2026" not in answer["spoken"]
+        assert all(p["opacity"] < 1 for p in answer["positions"])
     else:
-        assert answer["number"] == "2026" and [p["digit"] for p in answer["positions"]] == list("2026")
-        assert answer["positions"][3]["readings"][0] == ["6", pytest.approx(0.91)]
+        assert answer["number"] == "2026" and all(p["opacity"] == 1 for p in answer["positions"])
 
 
 def test_a_wrong_number_is_corrected_on_the_keypad(open_page, feedback_server, manifest):

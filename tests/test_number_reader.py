@@ -207,6 +207,7 @@ def test_graph_decodes_as_its_numpy_reference(variant, traced, numbers, manifest
         assert out["digits"].tolist() == expected.digits
         assert out["boxes"].tolist() == [list(box) for box in expected.boxes]
         assert np.allclose(out["confidences"], expected.confidences, atol=1e-5)
+        assert out["doubtful"].tolist() == expected.doubtful
         assert np.allclose(out["probabilities"], expected.probabilities, atol=1e-5)
         assert np.isclose(out["not_number"][0], expected.not_number, atol=1e-6)
         assert NUMBER_VERDICTS[int(out["verdict"][0])] == expected.verdict
@@ -221,12 +222,14 @@ def test_a_digit_written_in_two_pieces_is_one_digit(reader):
 
 
 def test_ink_that_no_digit_explains_is_never_dropped_silently(reader):
-    """A star between two digits: the answer is not a confident number, whatever is read."""
+    """A star between two digits: the answer is not a confident number, and the star's place is marked doubtful."""
     from tests.test_api import NON_DIGITS
 
     _, _, session = reader
     out = read(session, written([TWO, NON_DIGITS["star"], SEVEN]))
-    assert NUMBER_VERDICTS[int(out["verdict"][0])] != "number", out["digits"]
+    verdict = NUMBER_VERDICTS[int(out["verdict"][0])]
+    assert verdict != "number", out["digits"]
+    assert out["doubtful"].tolist() == [False, True, False], (out["digits"], out["doubtful"])
 
 
 def empty_column_runs(image):

@@ -2,7 +2,7 @@
  * The answer panel: the predicted digit (large), how sure the model is, the 28x28 image it actually saw,
  * the ten bars, and a spoken summary for screen readers. In number mode: the number (large), each
  * position's most likely digits under it, and the line as the model saw it. data-state on the panel drives
- * its look: empty | sure | unsure | not-digit | not-number | error. The model itself decides sure, unsure or
+ * its look: empty | sure | unsure | not-digit | not-number | error; a doubtful digit of a number has data-doubtful. The model itself decides sure, unsure or
  * not a digit / number (its `verdict` output), so the page and the server always say the same thing about one drawing.
  */
 import { createChart } from './chart.js';
@@ -56,14 +56,15 @@ export function createAnswer(root) {
   }
 
   // A number answer (POST /number's shape, from the page or the server): the number, and under each of its
-  // digits the readings the model weighed.
+  // digits the readings the model weighed. The digits the model doubts are marked; after a refusal the best
+  // reading still shows, greyed, so the visitor sees what the model made of the ink.
   function showNumber(result) {
     const look = NUMBER_LOOKS[result.verdict] ?? NUMBER_LOOKS.unsure;
     const percent = Math.round(100 * result.confidence);
     root.dataset.state = look.state;
     if (look.state === 'not-number') delete root.dataset.number;
     else root.dataset.number = result.number;
-    number.replaceChildren(...(look.state === 'not-number' ? [] : result.digits.map((reading, index) => position(reading, index, result.labels))));
+    number.replaceChildren(...result.digits.map((reading, index) => position(reading, index, result.labels)));
     caption.textContent = look.caption(result.number, percent);
     const readings = result.digits.map((reading) => `${result.labels[reading.digit]} ${Math.round(100 * reading.probabilities[reading.digit])}%`);
     number.setAttribute('aria-label', look.state === 'not-number' ? caption.textContent : `${result.number}: ${readings.join(', ')}`);
@@ -168,6 +169,7 @@ function position(reading, index, labels) {
   element.className = 'position';
   element.dataset.testid = `position-${index}`;
   element.dataset.digit = labels[reading.digit];
+  if (reading.doubtful) element.dataset.doubtful = 'true';
   const shown = document.createElement('span');
   shown.className = 'position-digit';
   shown.textContent = labels[reading.digit];

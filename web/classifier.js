@@ -193,6 +193,7 @@ function readNumber(output, reader) {
     digits: digits.map((digit, position) => ({
       digit,
       confidence: output('confidences').data[position],
+      doubtful: Boolean(output('doubtful').data[position]),
       probabilities: Array.from(probabilities.subarray(position * width, (position + 1) * width)),
       box: Array.from(boxes.subarray(position * 4, (position + 1) * 4), Number),
     })),
