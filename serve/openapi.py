@@ -66,9 +66,10 @@ def schemas(config, labels):
             "properties": {
                 "number": {"type": "string", "pattern": "^[0-9]*$"},
                 "digits": {"type": "array", "items": {
-                    "type": "object", "required": ["digit", "confidence", "probabilities", "box"],
+                    "type": "object", "required": ["digit", "confidence", "probabilities", "doubtful", "box"],
                     "properties": {"digit": {"type": "integer", "minimum": 0, "maximum": labels - 1},
                                    "confidence": probability, "probabilities": probabilities(labels),
+                                   "doubtful": {"type": "boolean"},
                                    "box": {"type": "array", "items": {"type": "integer", "minimum": 0},
                                            "minItems": 4, "maxItems": 4}}}},
                 "confidence": probability, "verdict": {"enum": ["number", "unsure", "not_number"]},
