@@ -223,7 +223,20 @@ def openapi_document(config, labels, model_id):
     }
 
 
+def with_security_headers(document, headers):
+    """Every answer carries `headers` (serve/app.py's SECURITY_HEADERS), exactly: say so on each response."""
+    required = {name: {"required": True, "schema": {"const": value}} for name, value in headers.items()}
+    for item in document["paths"].values():
+        for operation in item.values():
+            for response in operation["responses"].values():
+                response["headers"] = {**required, **response.get("headers", {})}
+    return document
+
+
 @blueprint.get("/openapi.json")
 def openapi():
+    from serve.app import SECURITY_HEADERS  # serve.app imports this module
+
     model = current_app.extensions["model"]
-    return openapi_document(current_app.config, len(model.manifest["labels"]), model.model_id)
+    document = openapi_document(current_app.config, len(model.manifest["labels"]), model.model_id)
+    return with_security_headers(document, SECURITY_HEADERS)
