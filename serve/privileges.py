@@ -20,7 +20,10 @@ FALLBACK_USER = "nobody"
 def default_user():
     """Whoever owns the checkout, so the server can use its files as they are; `nobody` if that is root."""
     owner = ROOT.stat().st_uid
-    return pwd.getpwuid(owner).pw_name if owner != 0 else FALLBACK_USER
+    try:
+        return pwd.getpwuid(owner).pw_name if owner != 0 else FALLBACK_USER
+    except KeyError:  # a uid with no name here (a checkout unpacked from elsewhere)
+        return FALLBACK_USER
 
 
 def user_and_group(name):
