@@ -78,13 +78,15 @@ def test_the_documents_limits_are_the_apps(document):
 def schemathesis_run(location, base_url, *options):
     """`st run` (schemathesis's CLI) against the real server: stateless phases and the stateful one.
 
-    Its rate stays at nginx's per-address limit (serve/front.py), as a client behind the front would.
+    Its rate stays at nginx's per-address limit (serve/front.py), as a client behind the front would. It runs
+    in the document's folder, where it keeps its cache, not in the checkout.
     """
     command = [str(Path(sys.executable).parent / "st"), "--config-file", str(CONFIG), "run", str(location),
                "--url", base_url, "--header", f"Authorization: Bearer {TOKEN}", "--max-examples", "30",
                "--rate-limit", f"{RATE_PER_ADDRESS}/s", "--phases", "examples,coverage,fuzzing,stateful",
                "--seed", "1", "--no-color", "--warnings", "off", *options]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "NO_PROXY": "*"})
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=Path(location).parent,
+                          env={**os.environ, "NO_PROXY": "*"})
 
 
 def test_schemathesis_finds_every_answer_as_documented_and_no_server_error(server, document, tmp_path):
