@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve front train convert train-numbers convert-numbers test bench clean distclean vendor browser nginx fonts postgres check-arm
+.PHONY: help setup serve front train convert train-numbers convert-numbers test bench clean distclean vendor browser nginx fonts postgres systemd check-arm podman image check-image
 
 ## help: list the verbs
 help:
@@ -20,12 +20,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(SERVE_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[serve]'
+# constraints.txt pins the serve extra's packages (deploy/image/lock.py): the image installs the same versions.
+$(SERVE_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[serve]'
 	touch $@
 
-$(ALL_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(ALL_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@ $(SERVE_STAMP)
 
 # onnxruntime-web's wasm-only build, pinned by web/package-lock.json, copied next to the page (never a CDN).
@@ -52,14 +53,18 @@ nginx:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }
 
+## systemd: install Debian's systemd tooling (systemd-analyze) to check the Pi unit in the tests, if missing
+systemd:
+	@command -v systemd-analyze >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq systemd; }
+
 # The package list lives with the evaluation that reads the fonts (bench/drawn_sets.py).
 ## fonts: install the handwriting fonts the drawn-digit evaluation reads (Debian packages), if missing
 fonts: $(ALL_STAMP)
 	@packages="$$($(BIN)/python -c 'from bench.drawn_sets import FONT_PACKAGES; print(FONT_PACKAGES)')"; \
 	dpkg -s $$packages >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$packages; }
 
-## setup: install everything for development and tests (TensorFlow, Chromium, nginx, fonts, PostgreSQL, onnxruntime-web)
-setup: $(ALL_STAMP) vendor browser nginx fonts postgres
+## setup: install everything for development and tests (TensorFlow, Chromium, nginx, fonts, PostgreSQL, systemd tools, onnxruntime-web)
+setup: $(ALL_STAMP) vendor browser nginx fonts postgres systemd
 
 # Fewer malloc arenas keep the server's memory flat on a small device.
 ## serve: serve the committed model and the kiosk page on http://127.0.0.1:5000 (no TensorFlow)
@@ -98,6 +103,22 @@ check-arm: $(SERVE_STAMP)
 	@command -v qemu-aarch64-static >/dev/null && [ -x /usr/sbin/debootstrap ] || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq --no-install-recommends qemu-user-static debootstrap debian-archive-keyring; }
 	$(SUDO) $(BIN)/python deploy/arm/check_arm.py $(ARGS)
+
+# Debian's podman as root with runc, and what `make image` (debootstrap) and `make check-image` (nginx, PostgreSQL) use.
+## podman: install Debian's podman, runc and debootstrap for the image, if missing
+podman: nginx postgres
+	@command -v podman >/dev/null && command -v runc >/dev/null && [ -x /usr/sbin/debootstrap ] && [ -x /usr/bin/catatonit ] || { \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends podman runc catatonit \
+		containernetworking-plugins iptables debootstrap debian-archive-keyring; }
+
+## image: build the serving image with podman, no registry (a debootstrap base, pinned wheels, web/vendor)
+image: $(SERVE_STAMP) vendor podman
+	$(SUDO) $(BIN)/python deploy/image/build.py
+
+# The check reads deploy/k8s/ with PyYAML and runs serve/front.py's nginx, from the test extra.
+## check-image: run the image as an operator would: read-only, kube play, 3 replicas + nginx + PostgreSQL, a rollout
+check-image: image $(ALL_STAMP)
+	$(SUDO) $(BIN)/python deploy/image/check_image.py $(ARGS)
 
 ## bench: measure speed, memory and accuracy against the peers; writes bench/RESULTS.md
 bench: setup

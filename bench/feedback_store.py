@@ -142,8 +142,8 @@ def kill_rounds(args, database):
 
 def store_size(args, directory):
     """Bytes on disk of a SQLite store holding `--entries` pad drawings, written through the store itself."""
+    from feedback.entry import Entry
     from serve.feedback import open_store
-    from serve.feedback.entry import Entry
 
     path = directory / "size.sqlite"
     store = open_store({"FEEDBACK_DB": str(path), "FEEDBACK_MAX_ENTRIES": 10**9, "FEEDBACK_MAX_STORE_BYTES": 1 << 40,

@@ -68,6 +68,7 @@ def main(argv=None):
 def serve(args):
     """One server process: load the model, then answer until interrupted."""
     from serve.drain import serve_until_stopped
+    from serve.feedback import ConfigError
     from serve.files import precompress
     from serve.model import ModelError
     from serve.privileges import drop_privileges
@@ -77,7 +78,7 @@ def serve(args):
     logging.getLogger("serve.access").setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
         app = build_app(args)
-    except ModelError as error:
+    except (ModelError, ConfigError) as error:
         print(f"serve: refusing to start: {error}", file=sys.stderr)
         return REFUSED
     listen_socket = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)

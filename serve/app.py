@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import Flask, json, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from serve import api, feedback, files, metrics, openapi
 from serve.body_budget import DEFAULT_BODY_BUDGET
@@ -43,6 +44,10 @@ DEFAULT_CONFIG = dict(
     MAX_FORM_PARTS=8,  # multipart needs one part; thousands would only cost parsing time
     DRAIN_DELAY=DEFAULT_DRAIN_DELAY,  # graceful stop (serve/drain.py): seconds of "not ready" before the socket closes
     DRAIN_TIMEOUT=DEFAULT_DRAIN_TIMEOUT,  # and then at most this long for requests in flight
+    # Proxies in front that this server trusts to say who the client is (X-Forwarded-For) and whether it came
+    # over TLS (X-Forwarded-Proto): 0 when clients reach the server directly, 1 behind `make front`'s nginx.
+    # The per-client limits and the operator cookie's Secure flag rest on it.
+    TRUSTED_PROXIES=0,
 )
 
 access_log = logging.getLogger("serve.access")
@@ -56,6 +61,9 @@ def create_app(config=None):
     if config:
         app.config.from_mapping(config)
 
+    proxies = trusted_proxies(app.config)
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     set_pixel_limit(app.config["MAX_IMAGE_PIXELS"])
     set_large_decode_limit(app.config["MAX_LARGE_DECODES"])
     app.extensions["model"] = Model(app.config["ARTIFACTS_DIR"], app.config["MODEL_VARIANT"])
@@ -71,6 +79,14 @@ def create_app(config=None):
     app.before_request(start_timer)
     app.after_request(finish_response)
     return app
+
+
+def trusted_proxies(config):
+    """SERVE_TRUSTED_PROXIES as a count of proxies; anything else is a ConfigError (one line at start-up)."""
+    value = config["TRUSTED_PROXIES"]
+    if type(value) is not int or not 0 <= value <= 10:
+        raise feedback.ConfigError(f"SERVE_TRUSTED_PROXIES must be how many proxies are in front, 0 to 10, not {value!r}")
+    return value
 
 
 def error_as_json(error):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serve.app import DEFAULT_CONFIG, ROOT, SECURITY_HEADERS
+from serve.feedback import CONFIG_DEFAULTS as FEEDBACK_DEFAULTS
 from serve.files import COMPRESSIBLE, CONTENT_TYPES, IMMUTABLE, MIN_COMPRESS_BYTES, REVALIDATE
 from serve.privileges import default_user, user_and_group
 from serve.server import DEFAULT_HOST, DEFAULT_PORT, MAX_REQUEST_HEADER_BYTES
@@ -30,6 +31,11 @@ TEMPLATE = ROOT / "deploy" / "nginx" / "nginx.conf.template"
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 RATE_PER_ADDRESS = 50  # /predict requests per second from one address; a kiosk makes about one
 BURST_PER_ADDRESS = 100
+# /number reads a whole line (several times dearer than /predict); the operator's /stats is a person typing.
+NUMBER_RATE_PER_ADDRESS = 10
+NUMBER_BURST_PER_ADDRESS = 20
+OPERATOR_RATE_PER_MINUTE = 30
+OPERATOR_BURST = 10
 CONNECTIONS_PER_ADDRESS = 32  # requests in progress at once from one address; a browser opens at most 6
 # Passive health: a server (host) is left out for FAIL_TIMEOUT after MAX_FAILS failed attempts.
 MAX_FAILS = 1
@@ -49,6 +55,12 @@ class FrontConfig:
     rate: int = RATE_PER_ADDRESS
     burst: int = BURST_PER_ADDRESS
     connections_per_address: int = CONNECTIONS_PER_ADDRESS
+    number_rate: int = NUMBER_RATE_PER_ADDRESS
+    number_burst: int = NUMBER_BURST_PER_ADDRESS
+    # nginx's feedback limit is the app's own (a burst of a minute's worth), so nginx sheds a flood first.
+    feedback_rate_per_minute: int = FEEDBACK_DEFAULTS["FEEDBACK_RATE_PER_MINUTE"]
+    operator_rate_per_minute: int = OPERATOR_RATE_PER_MINUTE
+    operator_burst: int = OPERATOR_BURST
     max_fails: int = MAX_FAILS
     fail_timeout: str = FAIL_TIMEOUT
     worker_processes: str = "auto"
@@ -107,6 +119,12 @@ def render(config):
         "rate": config.rate,
         "burst": config.burst,
         "connections_per_address": config.connections_per_address,
+        "number_rate": config.number_rate,
+        "number_burst": config.number_burst,
+        "feedback_rate": config.feedback_rate_per_minute,
+        "feedback_burst": config.feedback_rate_per_minute,
+        "operator_rate": config.operator_rate_per_minute,
+        "operator_burst": config.operator_burst,
         "min_compress": MIN_COMPRESS_BYTES,
         "gzip_types": " ".join(gzip_types),
         "upstream_servers": upstreams,
@@ -210,8 +228,10 @@ def main(argv=None):
     args = parse_args(argv)
     upstream_port = args.upstream_port or free_port()
     as_user = ["--user", args.user] if os.geteuid() == 0 else []
+    # The workers hear of each client from nginx's X-Forwarded-For: one trusted proxy.
     workers = subprocess.Popen([sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", str(upstream_port),
-                                "--workers", str(args.workers), "--quiet", *as_user], cwd=ROOT)
+                                "--workers", str(args.workers), "--quiet", *as_user], cwd=ROOT,
+                               env={**os.environ, "SERVE_TRUSTED_PROXIES": "1"})
     run_dir = args.run_dir or tempfile.mkdtemp(prefix="digit-kiosk-nginx-")
     host = f"[{args.host}]" if ":" in args.host else args.host
     # The one local address once per worker: nginx retries only on another entry, and the kernel hands each

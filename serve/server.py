@@ -174,7 +174,8 @@ def create_server(app, host=DEFAULT_HOST, port=DEFAULT_PORT, threads=DEFAULT_THR
         # as soon as their Content-Length is read (JsonErrorTask), before they are buffered to disk.
         max_request_body_size=2 * app.config["MAX_CONTENT_LENGTH"],
         expose_tracebacks=False,
-        clear_untrusted_proxy_headers=True,
+        # Forwarding headers reach the app only when it trusts proxies (its ProxyFix reads them); else dropped.
+        clear_untrusted_proxy_headers=not app.config.get("TRUSTED_PROXIES"),
     )
     if listen_socket is None:
         server = GuardedServer(app, adj=adjustments)

@@ -42,3 +42,37 @@ def export(base_url, token=TOKEN):
     answer = request(base_url, "GET", "/feedback/export?format=jsonl", headers=bearer(token))
     assert answer.status == 200, answer.body[:300]
     return [json.loads(line) for line in answer.body.decode().splitlines()]
+
+
+def sign_in(base_url, token=TOKEN, **headers):
+    """The token form as a browser sends it (the hidden form field from GET /stats); returns the answer."""
+    import re
+    import urllib.parse
+
+    from tests.server_fixtures import request
+
+    form = request(base_url, "GET", "/stats", headers=headers)
+    fields = {"form": re.search(rb'name="form" value="([^"]+)"', form.body).group(1).decode(), "token": token}
+    return post(base_url, urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded",
+                path="/stats", **headers)
+
+
+def operator_session(base_url, token=TOKEN):
+    """(Cookie header, CSRF token) of a signed-in operator."""
+    import re
+
+    from tests.server_fixtures import request
+
+    answer = sign_in(base_url, token)
+    assert answer.status == 303, answer.body[:300]
+    cookie = answer.headers["Set-Cookie"].split(";")[0]
+    page = request(base_url, "GET", "/stats", headers={"Cookie": cookie})
+    return cookie, re.search(r'name="csrf" value="([^"]*)"', page.body.decode()).group(1)
+
+
+def operator_post(base_url, path, fields, cookie, **headers):
+    """A form post of the signed-in /stats page (fields: a list of pairs, so `id` may repeat)."""
+    import urllib.parse
+
+    return post(base_url, urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded", path=path,
+                Cookie=cookie, **headers)

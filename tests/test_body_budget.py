@@ -113,7 +113,7 @@ def pod_spec():
     deployment = yaml.safe_load(DEPLOYMENT.read_text())
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    env = {item["name"]: item["value"] for item in container["env"]}
+    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
     (tmp,) = [volume for volume in pod["volumes"] if volume["name"] == "tmp"]
     return (quantity_bytes(container["resources"]["limits"]["memory"]), quantity_bytes(tmp["emptyDir"]["sizeLimit"]),
             int(env["SERVE_BODY_BUDGET"]), env)

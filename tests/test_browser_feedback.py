@@ -227,3 +227,75 @@ def test_the_operator_signs_in_with_the_token_form_and_sees_the_correction(open_
     assert stats.locator('[data-testid="confusion"]').evaluate("(image) => image.naturalWidth") > 300
     assert stats.evaluate("getComputedStyle(document.body).margin") == "0px"  # the stylesheet loaded under the CSP
     assert stats.evaluate("document.cookie") == ""  # HttpOnly: the page's scripts never see the session
+    # The correction awaits review: accepting it from its thumbnail is one click; signing out ends the session.
+    assert "1 await review" in stats.text_content('[data-testid="pending"]')
+    stats.click('[data-testid="accept"]')
+    stats.wait_for_selector('text=Nothing awaits review.')
+    assert "1 accepted" in stats.text_content('[data-testid="pending"]')
+    assert [entry["review"] for entry in export(feedback_server)] == ["accepted"]
+    stats.click('[data-testid="sign-out"]')
+    stats.wait_for_selector("#token")
+    assert stats.context.cookies() == []
+
+
+def test_while_the_store_cannot_be_opened_the_buttons_hide_and_return_once_it_can(start_server, open_page, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")  # the store's directory cannot be made while a file holds its name
+    base_url = start_server(FEEDBACK_DB=str(blocker / "feedback.sqlite"), FEEDBACK_STORE_RETRY_SECONDS=1)
+    page = open_page(base_url, "/?auto=0")
+    page.wait_for_selector(f'{RESULT}[data-feedback="off"]')
+    answer_a_drawing(page)
+    assert page.is_hidden(FEEDBACK)
+    blocker.unlink()
+    page.wait_for_selector(f'{RESULT}[data-feedback="on"]', state="attached", timeout=20_000)  # the page asks again
+    answer_a_drawing(page, "1")
+    page.click(RIGHT)
+    page.wait_for_selector(ALL_SENT, state="attached")
+    assert (tmp_path / "not-a-directory" / "feedback.sqlite").exists()
+
+
+QUEUE_SCRIPT = """async ([url, entries]) => {
+  const { createFeedbackQueue } = await import('/feedback-queue.js');
+  const queue = createFeedbackQueue({ url });
+  for (let index = 0; index < entries; index += 1) await queue.add({ id: `entry-${url}-${index}` });
+  await queue.flush();
+  return queue.count();
+}"""
+
+
+@pytest.mark.console_errors(NETWORK_FAILURE, r"status of 40[04]")
+@pytest.mark.parametrize("status, left", [(400, 0), (413, 0), (404, 0), (503, 3), (429, 3)])
+def test_the_queue_drops_what_the_server_refuses_for_good_and_keeps_the_rest(open_page, feedback_server, status, left):
+    page = open_page(feedback_server, "/?auto=0&feedback=0", service_workers="block")
+    page.wait_for_selector(RUNTIME_READY)  # the page's own loading is done before the context closes
+    page.route("**/answers", lambda route: route.fulfill(status=status, json={"error": "no"},
+                                                        headers={"Retry-After": "300"}))
+    assert page.evaluate(QUEUE_SCRIPT, ["/answers", 3]) == left
+
+
+@pytest.mark.console_errors(NETWORK_FAILURE)
+def test_the_queue_is_bounded_and_lets_the_oldest_go(open_page, feedback_server):
+    page = open_page(feedback_server, "/?auto=0&feedback=0", service_workers="block")
+    page.wait_for_selector(RUNTIME_READY)
+    page.route("**/away", lambda route: route.abort())
+    limit = page.evaluate("async () => (await import('/feedback-queue.js')).MAX_QUEUED")
+    assert page.evaluate(QUEUE_SCRIPT, ["/away", limit + 5]) == limit
+    oldest = page.evaluate("""() => new Promise((resolve) => {
+      indexedDB.open('kiosk-feedback').onsuccess = (event) => {
+        const all = event.target.result.transaction('queue').objectStore('queue').getAll();
+        all.onsuccess = () => resolve(Math.min(...all.result.map((entry) => Number(entry.id.split('-').at(-1)))));
+      };
+    })""")
+    assert oldest == 5
+
+
+def test_the_page_says_beside_the_buttons_that_a_tap_keeps_the_drawing(open_page, feedback_server):
+    page = open_page(feedback_server, "/?auto=0")
+    answer_a_drawing(page)
+    note = page.locator('[data-testid="feedback-note"]')
+    assert note.is_visible() and "keeps your drawing" in note.text_content()
+    box, right = note.bounding_box(), page.locator(RIGHT).bounding_box()
+    assert box["y"] + box["height"] <= 480 and abs(box["y"] - (right["y"] + right["height"])) < 40  # just below
+    page.click(RIGHT)
+    page.wait_for_selector(ALL_SENT)
+    assert note.is_hidden()

@@ -1,6 +1,7 @@
 """One contract: reader/contract.py, the manifest convert/ wrote from it, the shipped graphs and the page agree."""
 
 import re
+import sys
 
 import onnx
 import pytest
@@ -30,11 +31,36 @@ def test_the_page_draws_with_the_pen_evaluation_assumes():
     assert float(re.search(r"const LINE_WIDTH = ([0-9.]+);", pad).group(1)) == contract.PAD_PEN_WIDTH
 
 
-def test_arrows_flow_one_way():
-    """train/ never imports convert/, and serve/ never imports either (it reads the manifest)."""
-    for folder, forbidden in (("train", ("convert",)), ("reader", ("train", "convert", "serve", "bench")),
-                              ("serve", ("train", "convert", "reader", "bench"))):
-        for path in (ROOT / folder).glob("*.py"):
-            text = path.read_text()
-            for name in forbidden:
-                assert not re.search(rf"^\s*(from|import) {name}\b", text, flags=re.M), f"{path} imports {name}"
+# Who may import whom: each folder, every subpackage included, never imports the names listed.
+FORBIDDEN_IMPORTS = {
+    "train": ("convert", "serve"),
+    "reader": ("train", "convert", "serve", "bench", "feedback"),
+    "feedback": ("serve", "train", "convert", "reader", "bench"),
+    "serve": ("train", "convert", "reader", "bench"),
+}
+
+
+def forbidden_imports(folder, forbidden):
+    """["path imports name"] for every .py under `folder`, at any depth, that imports one of `forbidden`."""
+    found = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        text = path.read_text()
+        for name in forbidden:
+            if re.search(rf"^\s*(from|import) {name}\b", text, flags=re.M):
+                found.append(f"{path.relative_to(ROOT)} imports {name}")
+    return found
+
+
+@pytest.mark.parametrize("folder", FORBIDDEN_IMPORTS)
+def test_arrows_flow_one_way(folder):
+    """train/ never imports convert/ or serve/; serve/ never imports train/, convert/ or reader/ (it reads the
+    manifest); feedback/, the room both share, imports none of them."""
+    assert forbidden_imports(folder, FORBIDDEN_IMPORTS[folder]) == []
+
+
+def test_the_arrow_check_walks_into_subpackages(tmp_path, monkeypatch):
+    nested = tmp_path / "train" / "deep" / "deeper"
+    nested.mkdir(parents=True)
+    (nested / "sneaky.py").write_text("import os\nfrom serve.feedback import open_store\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert forbidden_imports("train", FORBIDDEN_IMPORTS["train"]) == ["train/deep/deeper/sneaky.py imports serve"]

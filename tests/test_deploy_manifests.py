@@ -79,7 +79,7 @@ def test_the_grace_period_covers_the_prestop_wait_and_the_drain():
     (container,) = pod["containers"]
     command = container["lifecycle"]["preStop"]["exec"]["command"]
     assert command[0] == "sleep"
-    delay, timeout = drain_settings({item["name"]: item["value"] for item in container["env"]})
+    delay, timeout = drain_settings({item["name"]: item["value"] for item in container["env"] if "value" in item})
     assert pod["terminationGracePeriodSeconds"] >= float(command[1]) + delay + timeout + 5
 
 
@@ -118,3 +118,16 @@ def test_image_runs_as_a_non_root_user_with_a_healthcheck_on_the_probed_port():
     port = container["ports"][0]["containerPort"]
     assert re.search(r"HEALTHCHECK .*\n.*http://127\.0\.0\.1:\{os\.environ\['PORT'\]\}/healthz", text)
     assert f"PORT={port}" in text  # the image's default port is the one the Deployment probes
+
+
+def test_the_feedback_store_has_a_writable_volume_under_the_read_only_root():
+    pod = resources()["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {variable["name"]: variable for variable in container["env"]}
+    store_dir = str(Path(env["SERVE_FEEDBACK_DB"]["value"]).parent)
+    [mount] = [mount for mount in container["volumeMounts"] if mount["mountPath"] == store_dir]
+    assert not mount.get("readOnly", False)
+    assert any(volume["name"] == mount["name"] for volume in pod["volumes"])
+    # A fleet's PostgreSQL, when its Secret exists; the pod starts without it.
+    secret = env["SERVE_FEEDBACK_URL"]["valueFrom"]["secretKeyRef"]
+    assert secret["optional"] is True

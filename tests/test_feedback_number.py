@@ -2,17 +2,18 @@
 
 import base64
 import io
+import re
 import uuid
 
 import pytest
 from PIL import Image, ImageDraw
 
+from feedback.entry import MAX_IMAGE_SIZE, Entry
+from feedback.store import MIGRATIONS, SCHEMA_VERSION
 from reader.contract import NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH, PAD_SIDE
-from serve.feedback import open_store
 from serve.decode import MAX_NUMBER_DECODED_SIDE
-from serve.feedback.entry import MAX_IMAGE_SIZE, Entry
+from serve.feedback import open_store
 from serve.feedback.routes import export_line
-from serve.feedback.store import MIGRATIONS, SCHEMA_VERSION
 from tests.feedback_helpers import TOKEN, bearer, export, feedback_document, pad_png, post_feedback
 from tests.server_fixtures import request
 from train.feedback import read_corrections
@@ -135,10 +136,12 @@ def test_stats_keeps_numbers_out_of_the_digit_confusion_and_shows_their_correcti
     page = request(feedback_server, "GET", "/stats", headers=bearer())
     html = page.body.decode()
     assert page.status == 200
-    assert 'alt="1x said 1, read as 7"' in html  # the digit confusion: the number entries are not in it
-    assert "said <b>0042</b>, read <b>42</b>" in html
+    # The digit confusion, from the server's own reading of the drawing (a 7): the number entries are not in it.
+    assert 'alt="1x said 1, the server reads 7"' in html
+    assert "said <b>0042</b>, shown <b>42</b>" in html
     assert f'width="{84 * NUMBER_PAD_WIDTH // NUMBER_PAD_HEIGHT}" height="84"' in html
-    assert "<td>numbers-test</td><td>2</td><td>1</td>" in html
+    # Accuracy per reading model: the number reader read both number drawings (the clients named another model).
+    assert re.search(r"<td>numbers-\w+ \(2 answered by another model, read by this one\)</td><td>2</td>", html)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -166,19 +169,23 @@ def version_one_store(config):
     return entry
 
 
-def test_a_first_version_store_is_migrated_and_its_entries_are_digits(store_config):
+def test_a_first_version_store_is_migrated_its_entries_are_digits_and_await_review(store_config):
     old = version_one_store(store_config)
-    # Training reads a store that no server has migrated yet.
+    # Training reads a store that no server has migrated yet: nothing in it was ever reviewed, so nothing.
     source = store_config.get("FEEDBACK_URL") or store_config["FEEDBACK_DB"]
-    assert [(entry_id, label) for entry_id, label, _ in read_corrections(source)] == [(old.id, "3")]
+    assert read_corrections(source) == []
     store = open_store(store_config)
     try:
         assert store.add(number_entry(0, "0042", "42"))
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION == 3
         first, second = store.entries()
-        assert (first["mode"], first["predicted"], first["label"]) == ("digit", 8, "3")
+        assert (first["mode"], first["predicted"], first["label"], first["review"]) == ("digit", 8, "3", "pending")
         assert (second["mode"], second["predicted"], second["label"]) == ("number", "42", "0042")
-        assert store.counts() == {"entries": 2, "corrections": 2, "bytes": old.size + number_entry(0, "0042", "42").size}
+        assert store.counts() == {"entries": 2, "corrections": 2, "bytes": old.size + number_entry(0, "0042", "42").size,
+                                  "pending": 2, "accepted": 0, "rejected": 0}
+        assert read_corrections(source) == []
+        store.review([old.id], "accepted")
+        assert [(entry_id, label) for entry_id, label, _, _ in read_corrections(source)] == [(old.id, "3")]
     finally:
         store.disconnect()
 
@@ -194,6 +201,7 @@ def mixed_source(request, tmp_path):
     store = open_store(config)
     for entry in entries:
         store.add(entry)
+    store.review([entry.id for entry in entries], "accepted")
     if request.param == "jsonl":
         path = tmp_path / "export.jsonl"
         path.write_text("".join(export_line(entry) for entry in store.entries()))
@@ -204,13 +212,14 @@ def mixed_source(request, tmp_path):
 
 def test_training_reads_only_digit_corrections(mixed_source):
     corrections = read_corrections(mixed_source)
-    assert [label for _, label, _ in corrections] == ["1", "not_digit"]
+    assert [label for _, label, _, _ in corrections] == ["1", "not_digit"]
 
 
 def test_number_entries_are_pruned_like_digit_entries(tmp_path):
     store = open_store({**BOUNDS, "FEEDBACK_MAX_ENTRIES": 4, "FEEDBACK_DB": str(tmp_path / "feedback.sqlite")})
     for index in range(6):
         store.add(number_entry(index, "12", "12") if index % 2 else digit_entry(index, "3", 3))
+        store.review([entry["id"] for entry in store.entries()], "rejected")
     store.add(number_entry(9, "99", "98"))
     kept = list(store.entries())
     assert len(kept) <= 4 and kept[-1]["predicted"] == "98" and store.counts()["entries"] == len(kept)

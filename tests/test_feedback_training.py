@@ -9,21 +9,32 @@ import pytest
 
 from convert.gate import decide
 from reader.contract import NOT_DIGIT_CLASS
+from feedback.entry import Entry
 from serve.feedback import open_store
-from serve.feedback.entry import Entry
 from serve.feedback.routes import export_line
 from tests.feedback_helpers import pad_png
-from train.feedback import is_held_out, label_class, load_held_out, mix_into_training, read_corrections, redacted
+from train.feedback import label_class, load_held_out, mix_into_training, read_corrections, redacted
 
 BOUNDS = {"FEEDBACK_MAX_ENTRIES": 1000, "FEEDBACK_MAX_STORE_BYTES": 1 << 30, "FEEDBACK_RETENTION_DAYS": 0}
 
 
 def entries():
-    """Three corrections (one "not a digit") and two confirmations, with fixed ids."""
-    made = [("1", 7, "digit"), ("not_digit", 4, "unsure"), ("7", 7, "digit"), ("3", 8, "unsure"), ("2", 2, "digit")]
+    """Three corrections (one "not a digit") and two confirmations, with fixed ids, that an operator accepts;
+    then a correction left pending and one rejected."""
+    made = [("1", 7, "digit"), ("not_digit", 4, "unsure"), ("7", 7, "digit"), ("3", 8, "unsure"), ("2", 2, "digit"),
+            ("5", 6, "digit"), ("6", 5, "digit")]
     return [Entry(id=str(uuid.UUID(int=index + 1, version=4)), model="digits-test", predicted=predicted,
                   verdict=verdict, label=label, image=pad_png(seed=index), strokes=None, received_at=1.7e9 + index)
             for index, (label, predicted, verdict) in enumerate(made)]
+
+
+def fill(store):
+    """The entries, reviewed: the first five accepted, the sixth pending, the seventh rejected."""
+    made = entries()
+    for entry in made:
+        store.add(entry)
+    store.review([entry.id for entry in made[:5]], "accepted")
+    store.review([made[6].id], "rejected")
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "jsonl"])
@@ -32,8 +43,7 @@ def feedback_source(request, tmp_path):
     if request.param == "jsonl":
         path = tmp_path / "export.jsonl"
         store = open_store({**BOUNDS, "FEEDBACK_DB": str(tmp_path / "for-export.sqlite")})
-        for entry in entries():
-            store.add(entry)
+        fill(store)
         path.write_text("".join(export_line(entry) for entry in store.entries()))
         return str(path)
     if request.param == "sqlite":
@@ -41,48 +51,43 @@ def feedback_source(request, tmp_path):
     else:
         target = {"FEEDBACK_URL": request.getfixturevalue("postgres_url")}
     store = open_store({**BOUNDS, **target})
-    for entry in entries():
-        store.add(entry)
+    fill(store)
     store.disconnect()
     return target.get("FEEDBACK_URL") or target["FEEDBACK_DB"]
 
 
-def test_only_corrections_are_read_and_alike_from_every_source(feedback_source):
+def test_only_accepted_corrections_are_read_and_alike_from_every_source(feedback_source):
     corrections = read_corrections(feedback_source)
-    expected = [entry for entry in entries() if not entry.correct]
-    assert [(entry_id, label) for entry_id, label, _ in corrections] == [(entry.id, entry.label) for entry in expected]
-    assert [png for _, _, png in corrections] == [entry.image for entry in expected]
+    expected = [entry for entry in entries()[:5] if not entry.correct]
+    assert [(entry_id, label) for entry_id, label, _, _ in corrections] == [(entry.id, entry.label) for entry in expected]
+    assert [png for _, _, png, _ in corrections] == [entry.image for entry in expected]
+    assert all(isinstance(held_out, bool) for _, _, _, held_out in corrections)
 
 
 def test_not_a_digit_is_the_classifiers_eleventh_class():
     assert [label_class(label) for label in ["0", "9", "not_digit"]] == [0, 9, NOT_DIGIT_CLASS]
 
 
-def test_the_held_out_fifth_is_chosen_by_id_so_it_is_the_same_every_run():
-    ids = [str(uuid.UUID(int=number, version=4)) for number in range(1, 2001)]
-    held_out = [entry_id for entry_id in ids if is_held_out(entry_id)]
-    assert 0.15 < len(held_out) / len(ids) < 0.25
-    assert held_out == [entry_id for entry_id in ids if is_held_out(entry_id)]
-
-
-def test_training_gets_the_weighted_corrections_and_the_gate_gets_the_rest(tmp_path):
+def test_training_gets_the_weighted_corrections_and_the_gate_gets_the_servers_held_out_draw(tmp_path):
     store = open_store({**BOUNDS, "FEEDBACK_DB": str(tmp_path / "feedback.sqlite")})
     corrections = [Entry(id=str(uuid.UUID(int=number, version=4)), model="m", predicted=1, verdict="digit",
                          label="not_digit" if number % 3 == 0 else str(number % 10), image=pad_png(seed=number),
-                         strokes=None, received_at=time.time()) for number in range(2, 42)]
+                         strokes=None, received_at=time.time() + number) for number in range(2, 42)]
     for entry in corrections:
         store.add(entry)
+    store.review([entry.id for entry in corrections], "accepted")
     corrections = [entry for entry in corrections if not entry.correct]
+    drawn = {entry["id"]: entry["held_out"] for entry in store.entries()}
     args = argparse.Namespace(feedback=str(tmp_path / "feedback.sqlite"), feedback_weight=3, output_dir=tmp_path / "build")
     x_train, y_train, kinds = np.zeros((5, 28, 28, 1), np.float32), np.zeros(5, np.uint8), np.full(5, "plain")
     x_mixed, y_mixed, kinds_mixed = mix_into_training(args, x_train, y_train, kinds)
-    trained = [entry for entry in corrections if not is_held_out(entry.id)]
+    trained = [entry for entry in corrections if not drawn[entry.id]]
     assert len(x_mixed) == 5 + 3 * len(trained) and x_mixed.shape[1:] == (28, 28, 1) and x_mixed.max() <= 1
     assert list(y_mixed[5:8]) == [label_class(trained[0].label)] * 3 and set(kinds_mixed[5:]) == {"feedback"}
     images, classes = load_held_out(args.output_dir)
-    assert len(images) == len(corrections) - len(trained) > 0
-    assert list(classes) == [label_class(entry.label) for entry in corrections if is_held_out(entry.id)]
-    assert images[0].dtype == np.float32 and images[0].max() == 1.0
+    assert len(images) == len(corrections) - len(trained)
+    assert list(classes) == [label_class(entry.label) for entry in corrections if drawn[entry.id]]
+    assert not images or (images[0].dtype == np.float32 and images[0].max() == 1.0)
 
 
 def test_a_password_in_the_source_never_reaches_the_training_summary():

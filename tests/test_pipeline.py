@@ -72,9 +72,9 @@ def test_retraining_on_a_handful_of_corrections_keeps_the_model_and_the_gate_pri
     import time
     import uuid
 
+    from feedback.entry import Entry
     from serve.feedback import open_store
-    from serve.feedback.entry import Entry
-    from tests.feedback_helpers import TOKEN, export
+    from tests.feedback_helpers import TOKEN, export, operator_post, operator_session
     from tests.server_fixtures import encode, enlarge
     from tests.test_browser_feedback import ALL_SENT, WRONG, another_label, answer_a_drawing
 
@@ -92,6 +92,12 @@ def test_retraining_on_a_handful_of_corrections_keeps_the_model_and_the_gate_pri
     page.click(WRONG)
     page.click(f'[data-testid="label-{another_label(shown)}"]')
     page.wait_for_selector(ALL_SENT)
+    # Nothing trains until the operator accepts it: here, every entry, from the /stats review form.
+    cookie, csrf = operator_session(base_url)
+    ids = [entry["id"] for entry in export(base_url)]
+    accepted = operator_post(base_url, "/stats/review", [("csrf", csrf), ("decision", "accepted")] +
+                             [("id", entry_id) for entry_id in ids], cookie)
+    assert accepted.status == 303 and {entry["review"] for entry in export(base_url)} == {"accepted"}
     exported = tmp_path / "feedback.jsonl"
     exported.write_text("".join(json.dumps(entry) + "\n" for entry in export(base_url)))
     root = tiny_run.parent
@@ -100,7 +106,7 @@ def test_retraining_on_a_handful_of_corrections_keeps_the_model_and_the_gate_pri
                   "--output-dir", str(tmp_path / "build"), "--prepared-dir", str(root / "prepared"),
                   "--feedback", str(exported))
     assert trained.returncode == 0, trained.stderr[-2000:]
-    assert re.search(r"feedback: 26 corrections, \d+ trained on x20, \d+ held out", trained.stderr), trained.stderr[-500:]
+    assert re.search(r"feedback: 26 accepted corrections, \d+ trained on x20, \d+ held out", trained.stderr), trained.stderr[-500:]
     shipped = tmp_path / "shipped"
     shutil.copytree(tiny_run, shipped)
     converted = run("-m", "convert", "--npz", str(root / "mnist.npz"), "--train-dir", str(tmp_path / "build"),

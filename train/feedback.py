@@ -1,14 +1,14 @@
 """Visitors' corrections as training data: `python -m train --feedback SOURCE` (see --help).
 
 SOURCE is the kiosk's SQLite store, a postgresql:// URL of a fleet's store, or a jsonl export
-(GET /feedback/export). Only digit corrections are read: the drawings the shipped digit reader got wrong
-(number-mode entries correct the number reader). One in five,
-chosen by a hash of its id (so the same ones every run), is held out: training never sees it, and it is
-written to build/feedback_held_out.jsonl, where convert/gate.py compares the new model with the shipped one.
+(GET /feedback/export). Only digit corrections an operator accepted are read (on /stats, or by the rule the
+operator set): nothing anonymous trains a model without review, and number-mode entries correct the number
+reader. The server drew each accepted entry's held-out share (one in five) when it was accepted, so no
+client chooses it: held-out entries never reach training, and are written to build/feedback_held_out.jsonl,
+where convert/gate.py compares the new model with the shipped one.
 """
 
 import base64
-import hashlib
 import json
 import sqlite3
 import sys
@@ -17,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from feedback.entry import DIGIT_MODE, NOT_DIGIT
+from feedback.images import drawing_to_array
+from feedback.store import ACCEPTED, REVIEW_SINCE_VERSION
 from reader.contract import NOT_DIGIT_CLASS
-from serve.feedback.entry import DIGIT_MODE
-from serve.feedback.store import MODE_SINCE_VERSION
 
-NOT_DIGIT = "not_digit"  # the label POST /feedback takes for "not a digit"
-HELD_OUT_EVERY = 5
 HELD_OUT_FILE = "feedback_held_out.jsonl"
-MAX_IMAGE_PIXELS = 1024 * 1024
-QUERY = "SELECT id, label, image FROM feedback_entries WHERE correct = 0 {digits} ORDER BY received_at, id"
+# Accepted digit corrections; the parameters are the review and the mode (constants, never data).
+QUERY = ("SELECT id, label, image, held_out FROM feedback_entries WHERE correct = 0 AND review = {mark} "
+         "AND mode = {mark} ORDER BY received_at, id")
 VERSION_QUERY = "SELECT max(version) FROM feedback_schema"
 
 
@@ -35,32 +35,39 @@ def add_arguments(parser):
 
 
 def read_corrections(source):
-    """[(id, label, PNG bytes)] of every correction in `source`, oldest first; labels as stored ("7", "not_digit")."""
+    """[(id, label, PNG bytes, held out)] of every accepted digit correction in `source`, oldest first;
+    labels as stored ("7", "not_digit")."""
     source = str(source)
     if source.startswith(("postgresql://", "postgres://")):
         import psycopg
 
         with psycopg.connect(source) as connection:
-            return [(entry_id, label, bytes(image)) for entry_id, label, image in connection.execute(query(connection))]
+            return [(entry_id, label, bytes(image), bool(held_out)) for entry_id, label, image, held_out
+                    in select_accepted(connection, "%s")]
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such feedback store or export")
     if path.suffix == ".jsonl":
         entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        return [(entry["id"], str(entry["label"]), base64.b64decode(entry["image"])) for entry in entries
-                if not entry.get("correct", False) and entry.get("mode", DIGIT_MODE) == DIGIT_MODE]
+        return [(entry["id"], str(entry["label"]), base64.b64decode(entry["image"]), bool(entry["held_out"]))
+                for entry in entries if not entry.get("correct", False) and entry.get("review") == ACCEPTED
+                and entry.get("mode", DIGIT_MODE) == DIGIT_MODE]
     with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as connection:
-        return [tuple(row[:2]) + (bytes(row[2]),) for row in connection.execute(query(connection))]
+        return [(entry_id, label, bytes(image), bool(held_out)) for entry_id, label, image, held_out
+                in select_accepted(connection, "?")]
 
 
-def query(connection):
-    """The corrections query for this store's schema: a store not yet migrated has only digit entries."""
+def select_accepted(connection, mark):
+    """The accepted corrections' rows; a store from before review has none (its entries await review)."""
     version = connection.execute(VERSION_QUERY).fetchone()[0] or 0
-    return QUERY.format(digits=f"AND mode = '{DIGIT_MODE}'" if version >= MODE_SINCE_VERSION else "")
+    if version < REVIEW_SINCE_VERSION:
+        return []
+    return connection.execute(QUERY.format(mark=mark), (ACCEPTED, DIGIT_MODE)).fetchall()
 
 
-def is_held_out(entry_id):
-    return int(hashlib.sha256(entry_id.encode()).hexdigest()[:8], 16) % HELD_OUT_EVERY == 0
+def is_held_out(correction):
+    """Whether the server drew this accepted correction for the gate's held-out set."""
+    return correction[3]
 
 
 def label_class(label):
@@ -69,16 +76,15 @@ def label_class(label):
 
 
 def decode(png):
-    """The drawing as the server would hand it to the model: float32 [H, W], ink = 1."""
-    from serve.decode import image_to_array
-
-    return image_to_array(png, MAX_IMAGE_PIXELS)
+    """The drawing as the server hands it to the model: float32 [H, W], ink = 1."""
+    return drawing_to_array(png)
 
 
 def write_jsonl(path, corrections):
     with open(path, "w") as output:
-        for entry_id, label, png in corrections:
-            output.write(json.dumps({"id": entry_id, "label": label, "image": base64.b64encode(png).decode()}) + "\n")
+        for entry_id, label, png, held_out in corrections:
+            output.write(json.dumps({"id": entry_id, "label": label, "image": base64.b64encode(png).decode(),
+                                     "review": ACCEPTED, "held_out": held_out}) + "\n")
 
 
 def redacted(source):
@@ -94,17 +100,17 @@ def mix_into_training(args, x_train, y_train, kinds):
     from reader.normalization import Normalizer
 
     corrections = read_corrections(args.feedback)
-    training = [entry for entry in corrections if not is_held_out(entry[0])]
+    training = [entry for entry in corrections if not is_held_out(entry)]
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    write_jsonl(args.output_dir / HELD_OUT_FILE, [entry for entry in corrections if is_held_out(entry[0])])
-    print(f"feedback: {len(corrections)} corrections, {len(training)} trained on x{args.feedback_weight}, "
+    write_jsonl(args.output_dir / HELD_OUT_FILE, [entry for entry in corrections if is_held_out(entry)])
+    print(f"feedback: {len(corrections)} accepted corrections, {len(training)} trained on x{args.feedback_weight}, "
           f"{len(corrections) - len(training)} held out in {args.output_dir / HELD_OUT_FILE}", file=sys.stderr, flush=True)
     args.feedback = redacted(args.feedback)
     if not training:
         return x_train, y_train, kinds
     normalizer = Normalizer()
-    images = np.stack([normalizer.normalize(decode(png)) for _, _, png in training])[..., None]
-    labels = np.array([label_class(label) for _, label, _ in training], dtype=y_train.dtype)
+    images = np.stack([normalizer.normalize(decode(png)) for _, _, png, _ in training])[..., None]
+    labels = np.array([label_class(label) for _, label, _, _ in training], dtype=y_train.dtype)
     repeat = lambda values: np.repeat(values, args.feedback_weight, axis=0)
     return (np.concatenate([x_train, repeat(images).astype(x_train.dtype)]), np.concatenate([y_train, repeat(labels)]),
             np.concatenate([kinds, np.full(len(training) * args.feedback_weight, "feedback")]))
@@ -116,4 +122,4 @@ def load_held_out(train_dir):
     if not path.exists():
         return None
     corrections = read_corrections(path)
-    return [decode(png) for _, _, png in corrections], np.array([label_class(label) for _, label, _ in corrections])
+    return [decode(png) for _, _, png, _ in corrections], np.array([label_class(label) for _, label, _, _ in corrections])

@@ -197,12 +197,35 @@ export function newId() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** Whether the server takes feedback: false only when it says so; unknown (offline) counts as yes. */
-export async function serverTakesFeedback(url = '/feedback') {
+/** What the server says of feedback: `state` 'on', 'off', 'unavailable' (its store cannot be used now; it tries
+ * again in `retryAfterMs`), or 'unknown' (offline, or an error: the page keeps its buttons and queues). */
+export async function feedbackState(url = '/feedback') {
   try {
     const response = await fetch(url, { cache: 'no-cache' });
-    return !response.ok || (await response.json()).feedback !== 'off';
+    if (!response.ok) return { state: 'unknown' };
+    const { feedback } = await response.json();
+    const seconds = Number(response.headers.get('retry-after'));
+    return { state: feedback, retryAfterMs: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined };
   } catch {
-    return true;
+    return { state: 'unknown' };
   }
+}
+
+// While the server's store is unavailable, ask again this often at least (and at most this rarely).
+const RECHECK_MS = { least: 5000, most: 300000, otherwise: 30000 };
+
+/** Ask the server whether it takes feedback, and again while it says 'unavailable'; `onChange(takes)` hears each
+ * answer. `check()` asks now (say after a 503). */
+export function watchFeedback(onChange, url = '/feedback') {
+  let timer = 0;
+  async function check() {
+    clearTimeout(timer);
+    const { state, retryAfterMs } = await feedbackState(url);
+    onChange(state !== 'off' && state !== 'unavailable', state);
+    if (state === 'unavailable') {
+      timer = setTimeout(check, Math.min(Math.max(retryAfterMs ?? RECHECK_MS.otherwise, RECHECK_MS.least), RECHECK_MS.most));
+    }
+  }
+  check();
+  return { check };
 }

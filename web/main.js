@@ -1,7 +1,7 @@
 /** The kiosk page: wires the pad, the classifiers (digit and number), the answer panel and the offline cache together. */
 import { createAnswer } from './answer.js';
 import { createClassifier } from './classifier.js';
-import { createFeedback, serverTakesFeedback } from './feedback.js';
+import { createFeedback, watchFeedback } from './feedback.js';
 import { createFeedbackQueue } from './feedback-queue.js';
 import { isNewModelDeployed, keepPageOffline, registerServiceWorker } from './offline.js';
 import { createPad, readPixels } from './pad.js';
@@ -32,11 +32,15 @@ const PAD_LABELS = {
 const serviceWorker = registerServiceWorker();
 const answer = createAnswer(elements.result);
 const status = createStatus(elements.status);
-const feedbackQueue = createFeedbackQueue({ onChange: (count) => (elements.feedback.dataset.queued = count) });
+let feedbackWatch = null;
+const feedbackQueue = createFeedbackQueue({
+  onChange: (count) => (elements.feedback.dataset.queued = count),
+  onUnavailable: () => feedbackWatch?.check(),
+});
 const feedback = createFeedback(elements.feedback, { queue: feedbackQueue });
 feedback.setEnabled(settings.feedback);
 if (settings.feedback) {
-  serverTakesFeedback().then((enabled) => {
+  feedbackWatch = watchFeedback((enabled) => {
     feedback.setEnabled(enabled);
     if (enabled) feedbackQueue.flush();
   });

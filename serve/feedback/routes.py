@@ -1,31 +1,32 @@
 """The feedback routes: POST /feedback for the page, GET /feedback/export and /stats for the operator."""
 
 import base64
-import hashlib
-import hmac
 import json
-import os
+import re
 import time
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, stream_with_context
-from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import (
     BadRequest, HTTPException, NotFound, RequestEntityTooLarge, ServiceUnavailable, TooManyRequests,
-    Unauthorized, UnsupportedMediaType,
+    UnsupportedMediaType,
 )
 
+from feedback.entry import DIGIT_MODE
+from feedback.store import ACCEPT_RULES, ACCEPTED, REJECTED, QuotaExceeded, StoreError, StoreFullError
 from serve.decode import InputError, TooLargeError
-from serve.feedback import stats
-from serve.feedback.entry import DIGIT_MODE, parse_entry
+from serve.feedback import StoreUnavailable, stats
 from serve.feedback.limits import RateLimited
-from serve.feedback.store import StoreError, StoreFullError
+from serve.feedback.operator import (
+    NO_STORE, checked_ids, csrf_token, is_operator, login_page, require_form_operator, require_operator, sign_in,
+    sign_out,
+)
+from serve.feedback.parse import parse_entry
+from serve.feedback.reading import read_again
 
 blueprint = Blueprint("feedback", __name__, template_folder="templates")
 
-COOKIE_NAME = "kiosk_admin"
-COOKIE_SECONDS = 8 * 3600
-STORE_RETRY_SECONDS = 30
-NO_STORE = "no-store"
+MAX_REVIEW_BATCH = 500  # entries one review form may accept, reject or delete
+DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class InsufficientStorage(HTTPException):
@@ -35,14 +36,29 @@ class InsufficientStorage(HTTPException):
 
 @blueprint.before_request
 def feedback_enabled():
-    if current_app.extensions["feedback"] is None and request.endpoint != "feedback.feedback_status":
+    if request.endpoint == "feedback.feedback_status":
+        return
+    feedback = current_app.extensions["feedback"]
+    if feedback is None:
         raise NotFound("feedback is turned off on this server (SERVE_FEEDBACK=off)")
+    try:
+        feedback.open()
+    except StoreUnavailable as error:
+        raise ServiceUnavailable("feedback is unavailable: its store cannot be opened; try again later",
+                                 retry_after=error.retry_after) from None
 
 
 @blueprint.get("/feedback")
 def feedback_status():
-    """Lets the page know whether to offer its buttons (a 404 would be an error in the browser's console)."""
-    response = current_app.json.response({"feedback": "off" if current_app.extensions["feedback"] is None else "on"})
+    """Lets the page know whether to offer its buttons (a 404 would be an error in the browser's console).
+
+    "unavailable": the store cannot be opened now; Retry-After says when the server tries it again.
+    """
+    feedback = current_app.extensions["feedback"]
+    state = "off" if feedback is None else "on" if feedback.available else "unavailable"
+    response = current_app.json.response({"feedback": state})
+    if state == "unavailable":
+        response.headers["Retry-After"] = str(feedback.retry_after)
     # Revalidated like the page, so a second visit costs a 304, not a download.
     response.headers["Cache-Control"] = "no-cache"
     response.add_etag()
@@ -58,27 +74,41 @@ def add_feedback():
     if request.content_length is None or request.content_length > max_body:
         raise RequestEntityTooLarge(f"feedback body too large or of unknown length; the limit is {max_body} bytes")
     try:
-        feedback.limits.check(request.remote_addr)
+        feedback.limits.check(request.remote_addr)  # counted in the store: a full or failing one says so here
     except RateLimited as error:
         raise TooManyRequests(str(error), retry_after=error.retry_after) from None
+    except StoreError as error:
+        raise store_refusal(error) from None
     model = current_app.extensions["model"]
     try:
         number_verdicts = model.numbers.verdicts if model.numbers is not None else None
         entry = parse_entry(parse_json(request.get_data(cache=False)), model.labels, model.verdicts, number_verdicts)
+        entry = read_again(entry, model, current_app.config["MAX_IMAGE_PIXELS"])
     except TooLargeError as error:
         raise RequestEntityTooLarge(str(error)) from None
     except InputError as error:
         raise BadRequest(str(error)) from None
     try:
-        is_new = feedback.store.add(entry)
-    except StoreFullError as error:
-        current_app.logger.error("%s", error)
-        raise InsufficientStorage("the feedback store is full; the entry was not stored") from None
+        is_new = feedback.store.add(entry, byte_quota=feedback.byte_quota(request.remote_addr))
+    except QuotaExceeded as error:
+        raise TooManyRequests(str(error), retry_after=error.retry_after) from None
     except StoreError as error:
-        current_app.logger.error("%s", error)
-        raise ServiceUnavailable("the feedback store cannot take entries now; try again later",
-                                 retry_after=STORE_RETRY_SECONDS) from None
+        raise store_refusal(error) from None
     return {"id": entry.id}, 201 if is_new else 200
+
+
+def store_refusal(error):
+    """The HTTP error for a store that did not take an entry: 507 when full, else 503 (logged either way)."""
+    current_app.logger.error("%s", error)
+    if isinstance(error, StoreFullError):
+        return InsufficientStorage("the feedback store is full (entries awaiting review count too); "
+                                   "the entry was not stored")
+    return ServiceUnavailable("the feedback store cannot take entries now; try again later",
+                              retry_after=store_retry_seconds())
+
+
+def store_retry_seconds():
+    return round(current_app.extensions["feedback"].retry_seconds) or 1
 
 
 def reject_constant(name):
@@ -106,7 +136,7 @@ def export():
         entries = store.entries()
         first = next(entries, None)  # a store that cannot be read fails here, as a JSON 503, not mid-stream
     except StoreError as error:
-        raise ServiceUnavailable(str(error), retry_after=STORE_RETRY_SECONDS) from None
+        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
 
     def lines():
         if first is not None:
@@ -120,7 +150,8 @@ def export():
 
 
 def export_line(entry):
-    """One entry as the JSON line POST /feedback took, plus when it arrived and whether it was a correction."""
+    """One entry as the JSON line POST /feedback took, plus when it arrived, whether it was a correction, its
+    review, the server's held-out draw (null until accepted) and the server's own reading."""
     label = entry["label"]
     document = {
         "id": entry["id"],
@@ -134,6 +165,10 @@ def export_line(entry):
         "correct": entry["correct"],
         "image": base64.b64encode(entry["image"]).decode("ascii"),
         "strokes": json.loads(entry["strokes"]) if entry["strokes"] else None,
+        "review": entry["review"],
+        "held_out": entry["held_out"],
+        "server_read": entry["server_read"],
+        "read_model": entry["read_model"],
     }
     return json.dumps(document, separators=(",", ":")) + "\n"
 
@@ -145,63 +180,58 @@ def stats_page():
     try:
         data = stats.page_data(current_app.extensions["feedback"].store)
     except StoreError as error:
-        raise ServiceUnavailable(str(error), retry_after=STORE_RETRY_SECONDS) from None
-    response = Response(render_template("stats.html", **data), mimetype="text/html")
+        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
+    response = Response(render_template("stats.html", csrf=csrf_token(), **data), mimetype="text/html")
     response.headers["Cache-Control"] = NO_STORE
     return response
 
 
-@blueprint.post("/stats")
-def sign_in():
-    """The token form: a right token sets an HttpOnly, SameSite=Strict cookie and goes back to /stats."""
-    token = admin_token()
-    if not hmac.compare_digest(request.form.get("token", "").encode(), token.encode()):
-        return login_page("That is not the admin token.")
-    response = redirect("/stats", code=303)
-    response.set_cookie(COOKIE_NAME, session_value(token), max_age=COOKIE_SECONDS, path="/", httponly=True,
-                        samesite="Strict", secure=request.is_secure)
-    return response
+blueprint.add_url_rule("/stats", "sign_in", sign_in, methods=["POST"])
+blueprint.add_url_rule("/stats/sign-out", "sign_out", sign_out, methods=["POST"])
 
 
-def login_page(message):
-    response = Response(render_template("login.html", message=message), status=401, mimetype="text/html")
-    response.headers["WWW-Authenticate"] = "Bearer"
-    response.headers["Cache-Control"] = NO_STORE
-    return response
+@blueprint.post("/stats/review")
+def review():
+    """Accept or reject the ticked entries (form fields `id`, `decision`); back to /stats."""
+    require_form_operator()
+    decision = request.form.get("decision")
+    if decision not in (ACCEPTED, REJECTED):
+        raise BadRequest(f'"decision" must be {ACCEPTED} or {REJECTED}')
+    ids = checked_ids(request.form, MAX_REVIEW_BATCH)
+    try:
+        current_app.extensions["feedback"].store.review(ids, decision)
+    except StoreError as error:
+        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
+    return redirect("/stats#review", code=303)
 
 
-def admin_token():
-    """The configured token; without one the operator routes do not exist (404)."""
-    token = current_app.extensions["feedback"].admin_token
-    if not token:
-        raise NotFound("the operator routes are off: no SERVE_ADMIN_TOKEN is configured")
-    return token
+@blueprint.post("/stats/delete")
+def delete():
+    """Delete the ticked entries (form fields `id`), or every entry of one day (`day`, YYYY-MM-DD); back to /stats."""
+    require_form_operator()
+    day = request.form.get("day")
+    if day is not None:
+        if not DAY_PATTERN.fullmatch(day):
+            raise BadRequest('"day" must be a UTC date, YYYY-MM-DD')
+        ids = []
+    else:
+        ids = checked_ids(request.form, MAX_REVIEW_BATCH)
+    try:
+        current_app.extensions["feedback"].store.delete(ids, day)
+    except StoreError as error:
+        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
+    return redirect("/stats", code=303)
 
 
-def session_value(token):
-    # The cookie carries a digest of the token, never the token itself.
-    return hmac.new(token.encode(), b"digit-kiosk operator", hashlib.sha256).hexdigest()
-
-
-def is_operator():
-    """Whether the request has the token (Authorization: Bearer) or the sign-in cookie; compared in constant time."""
-    token = admin_token()
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        return hmac.compare_digest(given.strip().encode(), token.encode())
-    cookie = request.cookies.get(COOKIE_NAME, "")
-    return hmac.compare_digest(cookie.encode(), session_value(token).encode())
-
-
-def require_operator():
-    if not is_operator():
-        raise Unauthorized("this route needs Authorization: Bearer <SERVE_ADMIN_TOKEN>",
-                           www_authenticate=WWWAuthenticate("bearer"))
-
-
-def read_admin_token(config):
-    """SERVE_ADMIN_TOKEN exactly as written (Flask would read a token such as 12e3 as a number)."""
-    token = config.get("ADMIN_TOKEN")
-    if token is not None and not isinstance(token, str):
-        token = os.environ.get("SERVE_ADMIN_TOKEN", str(token))
-    return token or None
+@blueprint.post("/stats/rule")
+def set_rule():
+    """The rule for new entries (form field `rule`, one of ACCEPT_RULES); back to /stats."""
+    require_form_operator()
+    rule = request.form.get("rule")
+    if rule not in ACCEPT_RULES:
+        raise BadRequest(f'"rule" must be one of {", ".join(ACCEPT_RULES)}')
+    try:
+        current_app.extensions["feedback"].store.set_accept_rule(rule)
+    except StoreError as error:
+        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
+    return redirect("/stats#review", code=303)

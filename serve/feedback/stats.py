@@ -6,25 +6,29 @@ import time
 
 from PIL import Image, ImageDraw, ImageFont
 
-from serve.feedback.entry import MAX_IMAGE_SIZE, NOT_DIGIT, shown
+from feedback.entry import MAX_IMAGE_SIZE, NOT_DIGIT, shown
+from feedback.store import ACCEPT_RULES
 
 CLASSES = [str(digit) for digit in range(10)] + [NOT_DIGIT]
 SHORT_NAMES = {NOT_DIGIT: "X"}  # the picture's axis names "not a digit" X
 CELL = 36
 MARGIN = 48
 LATEST_CORRECTIONS = 24
+REVIEW_PAGE = 60  # pending entries shown for review at once, oldest first
 THUMBNAIL_HEIGHT = 84
 
 
 def field_accuracy(rows):
-    """[{"day", "model", "entries", "confirmed", "corrected", "accuracy"}] from the store's per-day counts."""
-    return [{"day": day, "model": model, "entries": entries, "confirmed": int(confirmed or 0),
-             "corrected": entries - int(confirmed or 0), "accuracy": 100 * int(confirmed or 0) / entries}
-            for day, model, entries, confirmed in rows]
+    """[{"day", "model", "entries", "agreed", "disagreed", "accuracy", "other_model"}] from the store's per-day
+    counts: how often the server's own reading of the stored drawing is what the visitor said it is."""
+    return [{"day": day, "model": model, "entries": entries, "agreed": int(agreed or 0),
+             "disagreed": entries - int(agreed or 0), "accuracy": 100 * int(agreed or 0) / entries,
+             "other_model": int(other or 0)}
+            for day, model, entries, agreed, other in rows]
 
 
 def confusion_png(rows):
-    """The confusion matrix as a PNG: rows what visitors said, columns what the page answered, darker = more."""
+    """The confusion matrix as a PNG: rows what visitors said, columns what the server reads, darker = more."""
     counts = {(label, shown): count for label, shown, count in rows}
     side = MARGIN + CELL * len(CLASSES) + 4
     image = Image.new("RGB", (side, side), (255, 255, 255))
@@ -55,12 +59,13 @@ def describe_confusion(rows):
     mistakes = sorted(((count, label, shown) for label, shown, count in rows if label != shown), reverse=True)
     if not mistakes:
         return "No corrections yet."
-    return "; ".join(f"{count}x said {label}, read as {shown}" for count, label, shown in mistakes)
+    return "; ".join(f"{count}x said {label}, the server reads {shown}" for count, label, shown in mistakes)
 
 
 def thumbnails(entries):
-    """The latest corrections as {"image" (data: URL), "width", "label", "shown", "model", "when"}."""
-    return [{"image": data_url(entry["image"]), "label": entry["label"], "model": entry["model"],
+    """Entries as {"image" (data: URL), "width", "id", "label", "shown", "read", "model", "read_model", "review", "when"}."""
+    return [{"image": data_url(entry["image"]), "label": entry["label"], "model": entry["model"], "id": entry["id"],
+             "read": entry["server_read"], "read_model": entry["read_model"], "review": entry["review"],
              # A number's drawing is as wide as the number pad: its thumbnail keeps the pad's shape.
              "width": THUMBNAIL_HEIGHT * MAX_IMAGE_SIZE[entry["mode"]][0] // MAX_IMAGE_SIZE[entry["mode"]][1],
              "shown": shown(entry["mode"], entry["predicted"], entry["verdict"]),
@@ -88,5 +93,10 @@ def page_data(store):
         "confusion_text": describe_confusion(confusion),
         "thumbnail_height": THUMBNAIL_HEIGHT,
         "corrections": thumbnails(store.latest_corrections(LATEST_CORRECTIONS)),
+        "pending": thumbnails(store.pending(REVIEW_PAGE)),
+        "rule": store.accept_rule(),
+        "rules": ACCEPT_RULES,
+        "days": store.days(),
+        "retention": f"{store.retention_days:g} days" if store.retention_days else "until deleted",
         "store": store.describe(),
     }

@@ -1,7 +1,4 @@
-"""One visitor's feedback, checked: the POST /feedback JSON becomes an Entry or an InputError/TooLargeError.
-
-An entry is about a digit (the default) or, with "mode": "number", about a number read by the number reader.
-"""
+"""One visitor's feedback, checked: the POST /feedback JSON becomes a feedback.entry.Entry or an InputError/TooLargeError."""
 
 import io
 import json
@@ -9,19 +6,15 @@ import math
 import re
 import time
 import uuid
-from dataclasses import dataclass
 
 from PIL import Image
 
+from feedback.entry import (
+    DIGIT_MODE, MAX_IMAGE_SIZE, MODES, NOT_DIGIT, NOT_NUMBER, NUMBER_MODE, Entry,
+)
+from feedback.images import orient
 from serve.decode import InputError, TooLargeError, decode_base64, describe, json_type
 
-NOT_DIGIT = "not_digit"
-NOT_NUMBER = "not_number"
-DIGIT_MODE, NUMBER_MODE = "digit", "number"
-MODES = (DIGIT_MODE, NUMBER_MODE)
-# The largest drawing the page sends in each mode, width x height: its pad (reader.contract's PAD_SIDE and
-# NUMBER_PAD_WIDTH x NUMBER_PAD_HEIGHT, which serve/ does not import; a test holds them equal).
-MAX_IMAGE_SIZE = {DIGIT_MODE: (280, 280), NUMBER_MODE: (840, 280)}
 MAX_NUMBER_DIGITS = 16
 # A number as the page shows it: digit characters, leading zeros kept (a code, a table "07").
 NUMBER_PATTERN = re.compile(f"[0-9]{{1,{MAX_NUMBER_DIGITS}}}")
@@ -30,40 +23,6 @@ MAX_POINTS = 8192  # over all strokes: a digit is a few hundred
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9._:+-]{1,100}")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@dataclass(frozen=True)
-class Entry:
-    id: str
-    model: str
-    predicted: int | str  # a digit 0..9, or in number mode the number as a string ("" when none was read)
-    verdict: str
-    label: str  # "0".."9" or "not_digit"; in number mode "2026" or "not_number"
-    image: bytes  # the PNG as the page sent it
-    strokes: str | None  # compact JSON, or None
-    received_at: float
-    mode: str = DIGIT_MODE
-
-    @property
-    def shown(self):
-        """What the page told the visitor: the digit or number, or "not_digit" / "not_number"."""
-        return shown(self.mode, self.predicted, self.verdict)
-
-    @property
-    def correct(self):
-        """Whether the visitor confirmed the answer (True) or corrected it (False)."""
-        return self.label == self.shown
-
-    @property
-    def size(self):
-        """Bytes this entry adds to the store, for its byte bound."""
-        return len(self.image) + len(self.strokes or "")
-
-
-def shown(mode, predicted, verdict):
-    """What the page told the visitor: the digit or number it read, or that there was none."""
-    refusal = NOT_NUMBER if mode == NUMBER_MODE else NOT_DIGIT
-    return refusal if verdict == refusal else str(predicted)
 
 
 def parse_entry(document, labels, verdicts, number_verdicts=None, now=None):
@@ -134,7 +93,11 @@ def check_number_answer(document, verdicts):
 
 
 def check_png(data, max_width, max_height):
-    """The bytes, if they are one readable PNG of at most max_width x max_height pixels."""
+    """The drawing re-encoded, if `data` is one readable PNG of at most max_width x max_height pixels.
+
+    The store keeps only pixels: the PNG is written again upright, with no text, EXIF, ICC or other
+    ancillary chunk a client could have put in it (transparency stays, since the ink may be in it).
+    """
     if not data.startswith(PNG_SIGNATURE):
         raise InputError('"image" must be a PNG')
     try:
@@ -143,11 +106,18 @@ def check_png(data, max_width, max_height):
         if width > max_width or height > max_height:
             raise TooLargeError(f'"image" is {width}x{height}; at most {max_width}x{max_height} pixels')
         image.load()
+        upright = orient(image)
     except TooLargeError:
         raise
     except Exception as error:  # Pillow signals broken files with many exception types
         raise InputError(f'"image" cannot be decoded: {describe(error)}') from None
-    return data
+    if upright.width > max_width or upright.height > max_height:
+        raise TooLargeError(f'"image" stands {upright.width}x{upright.height} upright; at most {max_width}x{max_height}')
+    clean = upright.copy()
+    clean.info = {key: value for key, value in upright.info.items() if key == "transparency"}
+    buffer = io.BytesIO()
+    clean.save(buffer, "PNG", optimize=False)
+    return buffer.getvalue()
 
 
 def compact_strokes(strokes):

@@ -2,7 +2,7 @@
 
 from contextlib import contextmanager
 
-from serve.feedback.store import Store, StoreError, StoreFullError
+from feedback.store import Store, StoreError, StoreFullError
 
 CONNECT_TIMEOUT_SECONDS = 5
 # pg_advisory_xact_lock key for writers, so pruning and the running totals see one insert at a time.
@@ -29,12 +29,14 @@ class PostgresStore(Store):
         return connection
 
     @contextmanager
-    def session(self, exclusive=False):
+    def session(self, exclusive=False, durable=True):
         psycopg = self.psycopg
         try:
             connection = self.connect()
             with connection.transaction():
                 cursor = connection.cursor()
+                if not durable:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
                 if exclusive:
                     cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 yield cursor
@@ -50,6 +52,24 @@ class PostgresStore(Store):
 
     def describe(self):
         return "PostgreSQL"
+
+
+def check_url(url):
+    """The URL, if it is a postgresql:// URL psycopg can parse; else ValueError saying why (without the password)."""
+    url = str(url)
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql:// URL")
+    try:
+        import psycopg
+    except ImportError:
+        raise ValueError("a PostgreSQL store needs psycopg: pip install 'psycopg[binary]'") from None
+    try:
+        port = psycopg.conninfo.conninfo_to_dict(url).get("port")
+    except psycopg.ProgrammingError as error:
+        raise ValueError(f"cannot be parsed: {str(error).splitlines()[0]}") from None
+    if port and not all(part.isdigit() for part in str(port).split(",")):
+        raise ValueError(f"the port must be a number, not {port!r}")
+    return url
 
 
 def connection_lost(error):
