@@ -14,7 +14,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess,
 )
 
-from serve.feedback.routes import require_operator
+from serve.feedback.operator import require_operator
 
 blueprint = Blueprint("metrics", __name__)
 

@@ -140,6 +140,22 @@ def operator_get(operation_id, summary, content, parameters=()):
     }}
 
 
+IDS = {"type": ["string", "array"], "items": {"type": "string"}, "description": "one field per entry id"}
+
+
+def operator_form(operation_id, summary, fields):
+    """POST /stats/...: an operator's form (the Bearer token, or the session cookie and its CSRF token)."""
+    properties = {"csrf": {"type": "string"}, **fields}
+    return {"post": {
+        "operationId": operation_id, "summary": summary, "security": OPERATOR,
+        "requestBody": {"required": bool(fields), "content": {"application/x-www-form-urlencoded": {
+            "schema": {"type": "object", "properties": properties}}}},
+        "responses": {"303": {"description": "done: back to /stats"},
+                      **errors((400, "a bad field"), (401, "no or a wrong token"), (403, "a missing or stale CSRF token"),
+                               (404, "no admin token set"), (503, "the store cannot be written now"))},
+    }}
+
+
 def openapi_document(config, labels, model_id):
     """The document for an app with `config`, whose reader (`model_id`) has `labels` classes."""
     text = {"schema": {"type": "string"}}
@@ -154,8 +170,9 @@ def openapi_document(config, labels, model_id):
             "/number": reading("Number", "a number", config, [(503, "this server has no number reader")]),
             "/feedback": {
                 "get": {"summary": "whether feedback is on", "responses": {
-                    "200": json_body({"type": "object", "required": ["feedback"],
-                                      "properties": {"feedback": {"enum": ["on", "off"]}}}),
+                    "200": {**json_body({"type": "object", "required": ["feedback"],
+                                         "properties": {"feedback": {"enum": ["on", "off", "unavailable"]}}}),
+                            "headers": RETRY_AFTER},
                     "304": {"description": "unchanged (If-None-Match)"}}},
                 "post": {"operationId": "addFeedback", "summary": "a visitor's confirmation or correction",
                          "requestBody": {"required": True, "description": f"at most {config['FEEDBACK_MAX_BODY']} bytes",
@@ -183,11 +200,20 @@ def openapi_document(config, labels, model_id):
                     **errors((404, "no admin token set"), (503, "the store cannot be read now"))}},
                 "post": {"summary": "sign in with the token form", "requestBody": {"required": True, "content": {
                     "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
-                        "token": {"type": "string"}}}}}},
+                        "token": {"type": "string"}, "form": {"type": "string"}}}}}},
                          "responses": {"303": {"description": "signed in: the cookie, and back to /stats"},
                                        "401": {"description": "the form again", "content": {"text/html": text}},
-                                       **errors((404, "no admin token set"))}},
+                                       **errors((404, "no admin token set")),
+                                       "429": {**json_body(ref("Error"), "too many tries"), "headers": RETRY_AFTER}}},
             },
+            "/stats/review": operator_form("reviewFeedback", "accept or reject entries", {
+                "decision": {"enum": ["accepted", "rejected"]}, "id": IDS}),
+            "/stats/delete": operator_form("deleteFeedback", "delete entries, or every entry of one day", {
+                "id": IDS, "day": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                                      "description": "a UTC day, YYYY-MM-DD"}}),
+            "/stats/rule": operator_form("setFeedbackRule", "the rule for new entries", {
+                "rule": {"enum": ["none", "confirmations"]}}),
+            "/stats/sign-out": operator_form("signOut", "end the operator's session", {}),
             "/metrics": operator_get("metrics", "Prometheus's text format", {"text/plain": text}),
             "/healthz": {"get": {"summary": "alive, and which readers are loaded", "responses": {
                 "200": json_body({"type": "object", "required": ["status", "model", "variant"], "properties": {
