@@ -23,7 +23,8 @@ from tests.server_fixtures import request
 SLOW_CONNECTIONS = 1000
 SLOW_ADDRESS = "127.0.0.2"  # all of 127.0.0.0/8 is loopback: one "client address" for the slow ones
 NORMAL_ADDRESS = "127.0.0.1"
-UNLIMITED = {"rate": 100000, "burst": 100000}  # the load tests measure failover, not the rate limit
+# The load tests measure failover, not the rate limits.
+UNLIMITED = {"rate": 100000, "burst": 100000, "number_rate": 100000, "number_burst": 100000}
 
 
 @pytest.fixture
