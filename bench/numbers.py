@@ -160,9 +160,9 @@ def empty_column_pieces(image, threshold=INK_THRESHOLD):
 class SplitBaseline(NumberReader):
     """Split on empty columns, read each piece with the shipped digit reader, join."""
 
-    def __init__(self, name, artifacts_dir, manifest):
+    def __init__(self, name, artifacts_dir, manifest, variant=None):
         self.name = name
-        self.session = open_session(reader_path(artifacts_dir, manifest, manifest["default_variant"]))
+        self.session = open_session(reader_path(artifacts_dir, manifest, variant or manifest["default_variant"]))
         self.input_name = manifest["input"]["name"]
         self.fetch = [manifest["outputs"]["probabilities"]["name"], manifest["outputs"]["verdict"]["name"]]
         self.verdicts = manifest["outputs"]["verdict"]["values"]

@@ -8,7 +8,7 @@ import pytest
 
 from bench.__main__ import SECTIONS
 
-SECTION_TITLES = ["Accuracy", "Drawn digits", "Numbers", "Model latency", "Footprint", "HTTP /predict", "Browser", "Soak"]
+SECTION_TITLES = ["Accuracy", "Drawn digits", "Numbers", "People's numbers", "Model latency", "Footprint", "HTTP /predict", "Browser", "People's numbers on the pad", "Soak"]
 
 
 @pytest.fixture(scope="module")
