@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.report import (DEFAULT_ARTIFACTS_DIR, DEFAULT_WORK_DIR, ROOT, Section, machine_facts, render_section, table,
+from bench.report import (DEFAULT_ARTIFACTS_DIR, DEFAULT_WORK_DIR, ROOT, Section, load_average, machine_facts, render_section, table,
                           verdict)
 
 SECTIONS = ("accuracy", "drawn", "numbers", "people_numbers", "latency", "footprint", "http", "browser", "people_pad", "soak")
@@ -51,9 +51,9 @@ def run_one(name, args, results_dir):
     return Section(name.capitalize(), f"python -m bench.{name}", markdown, [], round(seconds, 1)), False
 
 
-def render_report(sections, args, seconds):
+def render_report(sections, args, seconds, load_at_start):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    facts = machine_facts()
+    facts = machine_facts(load_at_start)
     targets = [target for section in sections for target in section.targets]
     missed = sum(not target.met for target in targets)
     parts = [
@@ -78,7 +78,7 @@ def main(argv=None):
     args.work_dir = args.work_dir.resolve()
     args.artifacts = args.artifacts.resolve()
     (args.work_dir / "logs").mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    started, load_at_start = time.perf_counter(), load_average()
     sections, failures = [], []
     with tempfile.TemporaryDirectory(prefix="bench-") as results_dir:
         for name in args.only or SECTIONS:
@@ -89,7 +89,7 @@ def main(argv=None):
             if not ok:
                 failures.append(name)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render_report(sections, args, time.perf_counter() - started))
+    args.output.write_text(render_report(sections, args, time.perf_counter() - started, load_at_start))
     print(f"bench: wrote {args.output}", file=sys.stderr)
     if failures:
         sys.exit(f"bench: failed: {', '.join(failures)} (see {args.work_dir / 'logs'})")

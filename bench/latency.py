@@ -10,6 +10,7 @@ server runs onnxruntime); Keras uses TensorFlow's default thread pools (every co
 import numpy as np
 
 from bench.measure import interleave, median, ratio
+from bench.repeats import Repeated
 from bench.models import (PAD_SIDE, extract_classifier, keras_reference_path, load_keras, load_manifest, mnist_test,
                           multiply_adds, onnx_classifier, open_session, open_tflite, pad_image, reader_path, run_tflite,
                           seed_model_path, tflite_classifier)
@@ -77,7 +78,7 @@ def measure(args):
     samples = interleave({name: call for name, (_, call) in contenders.items()}, rounds, budget)
     medians = {name: median(values) for name, values in samples.items()}
     predict_time = medians[PREDICT]
-    rows = [[name, what, format_seconds(medians[name]), format_ratio(ratio(predict_time, medians[name]))]
+    rows = [[name, what, Repeated(samples[name]).describe(format_seconds), format_ratio(ratio(predict_time, medians[name]))]
             for name, (what, _) in contenders.items()]
     limit_note = (f"our CNN does {work / 1e6:.1f} M multiply-adds per digit; the seed app's CNN "
                   f"({seed_work / 1e6:.1f} M) on onnxruntime: {format_seconds(medians[SEED])}, "
@@ -105,8 +106,9 @@ def measure(args):
                                format_ratio(ratio(batch_medians[PREDICT], seconds))])
 
     markdown = "\n\n".join([
-        f"**One digit** ({rounds} interleaved rounds of ≥ {budget * 1e3:.0f} ms per contender; median of per-round means):",
-        table(["Contender", "What runs", "Median per digit", "Faster than Keras model.predict"], rows),
+        f"**One digit** ({rounds} interleaved rounds of ≥ {budget * 1e3:.0f} ms per contender; median of per-round means, "
+        "with the spread of the rounds):",
+        table(["Contender", "What runs", "Median per digit (spread)", "Faster than Keras model.predict (medians)"], rows),
         "The reader times include the whole MNIST-style normalisation of a "
         f"{PAD_SIDE}×{PAD_SIDE} pad image; the bare classifiers and the peers get the already normalised 28×28 digit. "
         f"Our classifier ({model.count_params():,} weights) does {work / 1e6:.1f} M multiply-adds per digit, the seed app's "

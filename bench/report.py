@@ -171,15 +171,23 @@ def git_revision():
         return "unknown"
 
 
-def machine_facts():
-    """The facts a reader needs to judge the numbers: cores, CPU, memory, load, versions."""
-    load = os.getloadavg()
+def load_average():
+    """The 1, 5 and 15 minute load averages, as the kernel gives them."""
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
+
+
+def machine_facts(load_at_start):
+    """The facts a reader needs to judge the numbers: cores, CPU, memory, load, versions.
+
+    `load_at_start` is load_average() taken before the first section ran; the one at the end is taken now.
+    """
     return {
         "nproc": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)),
         "cpu_model": cpu_model(),
         "memory": format_megabytes(memory_total()),
-        "load_average_at_start": f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        "load_average_at_start (1, 5, 15 min)": load_at_start,
+        "load_average_at_end (1, 5, 15 min)": load_average(),
         "kernel": platform.release(),
         "python": platform.python_version(),
         "chromium": chromium_version(),

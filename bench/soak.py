@@ -18,6 +18,9 @@ from bench.report import Section, Target, format_megabytes, format_seconds, run_
 from bench.servers import machine_busy_seconds, our_server
 
 CONCURRENCY = 16
+# Shown as measured, never clamped: a figure below zero means the counters disagree, and says so.
+BELOW_ZERO = (" (below zero, which no process can use: the machine's busy time from /proc/stat and the "
+              "processes' own CPU times disagree by at least that much, so this share cannot be read)")
 P99_DRIFT_LIMIT = 1.5       # last window's p99 / first window's p99
 RESIDENT_GROWTH_LIMIT = 5e6  # bytes, from the end of the first window to the end
 
@@ -56,7 +59,7 @@ def measure(args):
         residents.append(resident)
         rows.append([f"{start:g}–{end:g} s", f"{len(chosen):,}", f"{len(chosen) / window:,.0f}",
                      format_seconds(float(np.median(chosen)) if len(chosen) else None), format_seconds(p99),
-                     format_megabytes(resident), f"{server_share:.0f}%", f"{max(0.0, other_share):.0f}%"])
+                     format_megabytes(resident), f"{server_share:.0f}%", f"{other_share:.0f}%"])
     drift = p99s[-1] / p99s[0] if p99s[0] and p99s[-1] else None
     growth = residents[-1] - residents[0]
     unit = "minute" if window == 60 else "window"
@@ -65,8 +68,8 @@ def measure(args):
                f"{result.errors} errors in {result.completed:,} requests", result.errors == 0),
         Target(f"soak: p99 stable, first {unit} vs last", f"last ≤ {P99_DRIFT_LIMIT}× first",
                f"{format_seconds(p99s[0])} → {format_seconds(p99s[-1])}", drift is not None and drift <= P99_DRIFT_LIMIT,
-               f"other processes on the machine used {max(0.0, others[0]):.0f}% CPU in the first {unit}, "
-               f"{max(0.0, others[-1]):.0f}% in the last"),
+               f"other processes on the machine used {others[0]:.0f}% CPU in the first {unit}, "
+               f"{others[-1]:.0f}% in the last" + (BELOW_ZERO if min(others[0], others[-1]) < 0 else "")),
         Target(f"soak: resident memory flat after the first {unit}", f"grows < {format_megabytes(RESIDENT_GROWTH_LIMIT)}",
                f"{format_megabytes(residents[0])} → {format_megabytes(residents[-1])} (peak {format_megabytes(peak)})",
                growth < RESIDENT_GROWTH_LIMIT),
@@ -78,7 +81,8 @@ def measure(args):
         f"statuses {dict(sorted(result.statuses.items()))}; the client used {100 * result.client_cpu / result.elapsed:.0f}% of one core.",
         table(["Window", "Requests", "Req/s", "p50", "p99", "Resident at end", "Server CPU", "Other processes' CPU"], rows),
         "CPU columns are percent of one core (200% = both). The machine is shared: the last column is every other "
-        "process's CPU in that window (all busy time less the server's and the load generator's).",
+        "process's CPU in that window (all busy time less the server's and the load generator's), as measured: "
+        "a value below zero is the counters' disagreement, not a clamp.",
     ])
     return Section("Soak", script_command("bench.soak", args), markdown, targets)
 

@@ -1,6 +1,7 @@
 """Serve the committed model and the kiosk page with waitress: `python -m serve [--host H] [--port P] [--workers N]`.
 
 Binds 127.0.0.1:5000 unless HOST/PORT or the flags say otherwise. Flask's debug mode is never on here.
+SIGTERM stops it gracefully (serve/drain.py): not ready, no new connections, requests in flight finished.
 With more than one worker, a supervisor (serve/workers.py) runs N such servers on the one port.
 """
 
@@ -31,6 +32,9 @@ def parse_args(argv=None):
                              "the number reader runs it too when it has one, else its own default")
     parser.add_argument("--artifacts", default=None, help="artifacts directory (default: the repo's artifacts/)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    parser.add_argument("--user", default=None,
+                        help="started as root: the user each server process runs as once it has loaded the "
+                             "model and bound the port (serve/privileges.py)")
     # Set by the supervisor for its workers: the inherited listening socket, and a pipe for "ready".
     parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
@@ -57,15 +61,17 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.workers > 1:
-        return run_workers(argv, args.workers, args.host, args.port)
+        return run_workers(argv, args.workers, args.host, args.port, args.user)
     return serve(args)
 
 
 def serve(args):
     """One server process: load the model, then answer until interrupted."""
+    from serve.drain import serve_until_stopped
     from serve.feedback import ConfigError
     from serve.files import precompress
     from serve.model import ModelError
+    from serve.privileges import drop_privileges
     from serve.server import create_server
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -77,6 +83,8 @@ def serve(args):
         return REFUSED
     listen_socket = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
     server = create_server(app, host=args.host, port=args.port, threads=args.threads, listen_socket=listen_socket)
+    if args.user:
+        drop_privileges(args.user)
     # The kiosk's first page load fetches the 14 MB runtime; have its gzip ready by then.
     threading.Thread(target=precompress, args=(app.config["WEB_DIR"],), name="precompress", daemon=True).start()
     model = app.extensions["model"]
@@ -87,10 +95,7 @@ def serve(args):
     else:  # the supervisor prints one banner for all workers
         os.write(args.ready_fd, banner.encode() + b"\n")
         os.close(args.ready_fd)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+    serve_until_stopped(server, float(app.config["DRAIN_DELAY"]), float(app.config["DRAIN_TIMEOUT"]))
     return 0
 
 

@@ -1,5 +1,5 @@
 """The JSON API: POST /predict (a digit) and POST /number (a number), each taking image bytes, multipart or
-JSON image/pixels/images; GET /healthz."""
+JSON image/pixels/images; GET /healthz (alive) and GET /readyz (taking work)."""
 
 import json
 
@@ -28,6 +28,14 @@ def healthz():
     if model.numbers is not None:
         health["numbers"] = {"model": model.numbers.model_id, "variant": model.numbers.variant}
     return health
+
+
+@blueprint.get("/readyz")
+def readyz():
+    """Ready while the server takes new work; 503 once it is stopping (liveness stays /healthz's)."""
+    if current_app.extensions["draining"].is_set():
+        raise ServiceUnavailable("this server is stopping; send new requests to another")
+    return {"status": "ready"}
 
 
 @blueprint.post("/predict")
@@ -133,15 +141,24 @@ def read_json_images(document, limit, pixels_side, max_side):
         raise InputError('"images" must be a non-empty array of base64 strings')
     if len(images) > max_batch:
         raise TooLargeError(f"{len(images)} images in one batch; the limit is {max_batch}")
-    return decode_each(images, limit, max_side), True
+    return decode_each(images, limit, max_side, current_app.config["MAX_BATCH_PIXELS"]), True
 
 
-def decode_each(images, limit, max_side):
-    """The batch's images decoded one by one, as they are asked for."""
+def decode_each(images, limit, max_side, batch_pixels):
+    """The batch's images decoded one by one, as they are asked for, within `batch_pixels` in all."""
+    used = 0
     for index in range(len(images)):
+        remaining = batch_pixels - used
         try:
-            decoded = decode_image(decode_base64(images[index]), limit, max_side)
+            # Each image's header is checked against what the batch has left, before it is decoded.
+            decoded = decode_image(decode_base64(images[index]), min(limit, remaining), max_side)
+        except TooLargeError as error:
+            if remaining < limit and "pixels, the limit is" in str(error):
+                raise TooLargeError(f"images[{index}]: a batch's images may have {batch_pixels} pixels in all, "
+                                    f"and the images before this one have {used}") from None
+            raise TooLargeError(f"images[{index}]: {error}") from None
         except ValueError as error:
             raise type(error)(f"images[{index}]: {error}") from None
         images[index] = None  # the base64 text is no longer needed
+        used += decoded.width * decoded.height
         yield decoded

@@ -4,6 +4,7 @@ Run it with `python -m serve` (waitress); `flask --app serve.app run` is for dev
 """
 
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from flask import Flask, json, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from serve import api, feedback, files
+from serve import api, feedback, files, metrics, openapi
+from serve.body_budget import DEFAULT_BODY_BUDGET
 from serve.decode import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_LARGE_DECODES, set_large_decode_limit, set_pixel_limit
+from serve.drain import DEFAULT_DRAIN_DELAY, DEFAULT_DRAIN_TIMEOUT
 from serve.model import Model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +39,11 @@ DEFAULT_CONFIG = dict(
     MAX_IMAGE_PIXELS=DEFAULT_MAX_IMAGE_PIXELS,
     MAX_LARGE_DECODES=DEFAULT_MAX_LARGE_DECODES,  # images over MAX_DECODED_SIDE decoded at once; others wait
     MAX_BATCH=32,  # images in one {"images": [...]} request
+    MAX_BATCH_PIXELS=DEFAULT_MAX_IMAGE_PIXELS,  # pixels of a batch's images in all: as many as one largest image
+    BODY_BUDGET=DEFAULT_BODY_BUDGET,  # bytes of request bodies one process holds at once; more wait their turn
     MAX_FORM_PARTS=8,  # multipart needs one part; thousands would only cost parsing time
+    DRAIN_DELAY=DEFAULT_DRAIN_DELAY,  # graceful stop (serve/drain.py): seconds of "not ready" before the socket closes
+    DRAIN_TIMEOUT=DEFAULT_DRAIN_TIMEOUT,  # and then at most this long for requests in flight
     # Proxies in front that this server trusts to say who the client is (X-Forwarded-For) and whether it came
     # over TLS (X-Forwarded-Proto): 0 when clients reach the server directly, 1 behind `make front`'s nginx.
     # The per-client limits and the operator cookie's Secure flag rest on it.
@@ -61,9 +68,12 @@ def create_app(config=None):
     set_large_decode_limit(app.config["MAX_LARGE_DECODES"])
     app.extensions["model"] = Model(app.config["ARTIFACTS_DIR"], app.config["MODEL_VARIANT"])
     app.json.sort_keys = False
+    app.extensions["draining"] = threading.Event()  # set when the server stops: /readyz turns 503
 
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(openapi.blueprint)
     feedback.init_app(app)
+    metrics.init_app(app)
     app.register_blueprint(files.blueprint)
     app.register_error_handler(HTTPException, error_as_json)
     app.before_request(start_timer)

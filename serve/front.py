@@ -23,8 +23,9 @@ from pathlib import Path
 from serve.app import DEFAULT_CONFIG, ROOT, SECURITY_HEADERS
 from serve.feedback import CONFIG_DEFAULTS as FEEDBACK_DEFAULTS
 from serve.files import COMPRESSIBLE, CONTENT_TYPES, IMMUTABLE, MIN_COMPRESS_BYTES, REVALIDATE
+from serve.privileges import default_user, user_and_group
 from serve.server import DEFAULT_HOST, DEFAULT_PORT, MAX_REQUEST_HEADER_BYTES
-from serve.workers import default_worker_count
+from serve.workers import STOP_MARGIN, default_worker_count, stop_timeout
 
 TEMPLATE = ROOT / "deploy" / "nginx" / "nginx.conf.template"
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -64,6 +65,7 @@ class FrontConfig:
     fail_timeout: str = FAIL_TIMEOUT
     worker_processes: str = "auto"
     access_log: str = "off"
+    user: str = None  # started as root, nginx's workers run as this user (serve/privileges.py's default if None)
 
 
 def nginx_types():
@@ -106,8 +108,8 @@ def render(config):
     upstreams = "\n".join(f"        server {address} max_fails={config.max_fails} fail_timeout={config.fail_timeout};"
                           for address in config.upstreams)
     values = {
-        # As root, nginx's workers would otherwise be "nobody"; the run directory must be theirs to write.
-        "user": f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else "",
+        # Only a root master switches its workers' user; the run directory is made theirs (Nginx below).
+        "user": "user {} {};".format(*user_and_group(config.user or default_user())) if os.geteuid() == 0 else "",
         "worker_processes": config.worker_processes,
         "types": types,
         "charset_types": charset_types,
@@ -151,6 +153,10 @@ class Nginx:
         self.run_dir = Path(run_dir)
         (self.run_dir / "temp").mkdir(parents=True, exist_ok=True)
         (self.run_dir / "nginx.conf").write_text(render(config))
+        if os.geteuid() == 0:  # the unprivileged workers write request bodies under temp/
+            entry = pwd.getpwnam(config.user or default_user())
+            for path in (self.run_dir, self.run_dir / "temp"):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
         self.command = [nginx_binary(), "-p", str(self.run_dir), "-c", "nginx.conf", "-e", "stderr", "-g", "daemon off;"]
         self.process = None
 
@@ -212,15 +218,19 @@ def parse_args(argv=None):
     parser.add_argument("--upstream-port", type=int, default=0,
                         help="the workers' port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--run-dir", default=None, help="nginx's config, pid and temp files (default: a temp dir)")
+    parser.add_argument("--user", default=default_user(),
+                        help="started as root: the user nginx's workers and the server workers run as "
+                             "(default %(default)s: the checkout's owner, or nobody if that is root)")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     upstream_port = args.upstream_port or free_port()
+    as_user = ["--user", args.user] if os.geteuid() == 0 else []
     # The workers hear of each client from nginx's X-Forwarded-For: one trusted proxy.
     workers = subprocess.Popen([sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", str(upstream_port),
-                                "--workers", str(args.workers), "--quiet"], cwd=ROOT,
+                                "--workers", str(args.workers), "--quiet", *as_user], cwd=ROOT,
                                env={**os.environ, "SERVE_TRUSTED_PROXIES": "1"})
     run_dir = args.run_dir or tempfile.mkdtemp(prefix="digit-kiosk-nginx-")
     host = f"[{args.host}]" if ":" in args.host else args.host
@@ -228,7 +238,7 @@ def main(argv=None):
     # new connection to a live worker. No failure accounting (max_fails=0): the entries are one address,
     # and a dead worker leaves the accept queue at once while the supervisor restarts it.
     config = FrontConfig(listen=f"{host}:{args.port}", upstreams=[f"127.0.0.1:{upstream_port}"] * max(2, args.workers),
-                         max_fails=0)
+                         max_fails=0, user=args.user)
     nginx = Nginx(config, run_dir)
     stopping = []
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -244,8 +254,8 @@ def main(argv=None):
     finally:
         nginx.stop()
         if workers.poll() is None:
-            workers.send_signal(signal.SIGTERM)
-            workers.wait(15)
+            workers.send_signal(signal.SIGTERM)  # they drain; the supervisor kills one that overruns
+            workers.wait(stop_timeout() + STOP_MARGIN)
         if not args.run_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
 

@@ -12,6 +12,8 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
+from serve.body_budget import BodyBudget, BudgetedParser
+
 DEFAULT_HOST = "127.0.0.1"  # the kiosk's browser is local; exposing the API is a deliberate choice
 DEFAULT_PORT = 5000
 DEFAULT_THREADS = 4
@@ -35,6 +37,12 @@ class WholeAnswerMixin:
     A worker killed mid-answer then leaves either nothing on the wire, which nginx retries on another
     worker, or the whole of a small answer: never headers without their body, which nothing can retry.
     """
+
+    def build_response_header(self):
+        # A draining server (serve/drain.py) tells each client to take its next request elsewhere.
+        if self.channel.server.draining.is_set():
+            self.set_close_on_finish()
+        return super().build_response_header()
 
     def write(self, data):
         if self.wrote_header:
@@ -100,6 +108,24 @@ class DeadlineChannel(HTTPChannel):
             self.request_started = time.time()
         return super().received(data)
 
+    def parser_class(self, adj):
+        return BudgetedParser(adj, self.server.body_budget)
+
+    def readable(self):
+        # A body that does not fit the budget waits in the client's socket until it does. The wait is ours, not
+        # the client's silence, so channel_timeout does not count it; REQUEST_DEADLINE still bounds it.
+        if self.request is not None and not self.request.may_read():
+            self.last_activity = time.time()
+            return False
+        return super().readable()
+
+    def handle_close(self):
+        # The requests of a dropped connection give their body budget back (their buffers go with them).
+        for request in [self.request, *self.requests]:
+            if request is not None:
+                request.release_budget()
+        super().handle_close()
+
 
 class GuardedServer(TcpWSGIServer):
     """waitress's TCP server that also closes connections whose request is not in by REQUEST_DEADLINE."""
@@ -107,6 +133,8 @@ class GuardedServer(TcpWSGIServer):
     channel_class = DeadlineChannel
     request_deadline = REQUEST_DEADLINE
     body_limit = None  # the app's MAX_CONTENT_LENGTH, for JsonErrorTask's message
+    draining = None  # the app's "draining" event, set by serve/drain.py when the server is stopping
+    body_budget = None  # serve/body_budget.py: bytes of request bodies held at once
 
     def maintenance(self, now):
         super().maintenance(now)
@@ -156,6 +184,8 @@ def create_server(app, host=DEFAULT_HOST, port=DEFAULT_PORT, threads=DEFAULT_THR
         server = GuardedServer(app, _sock=listen_socket, adj=adjustments, bind_socket=False, sockinfo=sockinfo)
     server.request_deadline = request_deadline
     server.body_limit = app.config["MAX_CONTENT_LENGTH"]
+    server.draining = app.extensions["draining"]
+    server.body_budget = BodyBudget(int(app.config["BODY_BUDGET"]), adjustments.max_request_body_size)
     return server
 
 

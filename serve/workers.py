@@ -7,17 +7,22 @@ connections still waiting are taken by the others. The supervisor never loads th
 
 import ctypes
 import os
+import pwd
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
+from serve.drain import drain_settings
 from serve.server import bind_listener
 
 READY_TIMEOUT = 120  # seconds for a worker to load and check the model
-STOP_TIMEOUT = 10
+# On SIGTERM each worker drains (serve/drain.py); it is killed only if it takes this much longer than that.
+STOP_MARGIN = 5
 POLL_INTERVAL = 0.1
 # A worker that dies sooner than this after starting is restarted after a growing pause (up to MAX_BACKOFF).
 STABLE_SECONDS = 10
@@ -45,12 +50,13 @@ class Worker:
 
 
 class Supervisor:
-    def __init__(self, worker_argv, count, host, port):
+    def __init__(self, worker_argv, count, host, port, user=None):
         self.worker_argv, self.count = worker_argv, count
         self.listener = bind_listener(host, port)
         self.host, self.port = self.listener.getsockname()[:2]
         self.workers = [Worker(index) for index in range(count)]
         self.stopping = threading.Event()
+        self.metrics_dir = share_metrics(user)
 
     def spawn(self, worker, ready_fd=None):
         arguments = [sys.executable, "-m", "serve", *self.worker_argv, "--workers", "1",
@@ -123,15 +129,17 @@ class Supervisor:
             worker.restart_at = time.monotonic() + pause
             print(f"serve: worker {worker.index} (pid {worker.process.pid}) exited with {reason}; "
                   f"restarting{f' in {pause:g} s' if pause else ''}", file=sys.stderr, flush=True)
+            forget_metrics_gauges(worker.process.pid)
         if time.monotonic() >= worker.restart_at:
             worker.restart_at = None
             self.spawn(worker)
 
     def stop_all(self):
+        """Pass SIGTERM on to every worker and wait while they drain; kill the ones that overrun."""
         running = [worker.process for worker in self.workers if worker.process and worker.process.poll() is None]
         for process in running:
             process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + stop_timeout()
         for process in running:
             try:
                 process.wait(max(0.0, deadline - time.monotonic()))
@@ -139,12 +147,43 @@ class Supervisor:
                 process.kill()
                 process.wait()
         self.listener.close()
+        if self.metrics_dir:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
 
-def run_workers(worker_argv, count, host, port):
-    """Run `count` workers of `python -m serve worker_argv...` on host:port; returns the exit status."""
+def share_metrics(user):
+    """A folder for the workers' metrics files (prometheus_client's multiprocess mode), unless one is given.
+
+    Its files are a few hundred KB per worker, in TMPDIR; with one process (the pod) there is none.
+    """
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        return None
+    folder = tempfile.mkdtemp(prefix="digit-kiosk-metrics-")
+    if user and os.geteuid() == 0:  # the workers write it once they have dropped to `user`
+        entry = pwd.getpwnam(user)
+        os.chown(folder, entry.pw_uid, entry.pw_gid)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # inherited by every worker
+    return folder
+
+
+def forget_metrics_gauges(pid):
+    """A dead worker's gauges leave the sums; its counters stay, so totals never go down."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+
+
+def stop_timeout(environ=os.environ):
+    """Seconds the supervisor waits for its workers to drain and exit."""
+    delay, timeout = drain_settings(environ)
+    return delay + timeout + STOP_MARGIN
+
+
+def run_workers(worker_argv, count, host, port, user=None):
+    """Run `count` workers of `python -m serve worker_argv...` on host:port (as `user`); returns the exit status."""
     try:
-        supervisor = Supervisor(worker_argv, count, host, port)
+        supervisor = Supervisor(worker_argv, count, host, port, user)
     except OSError as error:
         print(f"serve: cannot listen on {host}:{port}: {error}", file=sys.stderr)
         return 1

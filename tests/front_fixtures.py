@@ -42,12 +42,13 @@ def raise_open_files_limit(wanted):
 class ServeProcess:
     """`python -m serve ...` as a real process (optionally inside a network namespace); its log is kept."""
 
-    def __init__(self, log_path, *arguments, namespace=None):
+    def __init__(self, log_path, *arguments, namespace=None, env=None, prefix=()):
         self.log_path = Path(log_path)
-        prefix = ["ip", "netns", "exec", namespace] if namespace else []
+        prefix = ["ip", "netns", "exec", namespace] if namespace else list(prefix)
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen([*prefix, sys.executable, "-m", "serve", *arguments], cwd=ROOT,
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+                                        env={**os.environ, **(env or {})})
         self.host, self.port = self.wait_for_banner()
 
     def wait_for_banner(self):
@@ -110,10 +111,10 @@ def wait_until(condition, timeout, interval=0.1):
 
 
 class Load:
-    """`clients` threads POSTing `body` to /predict over keep-alive connections until stopped (at most `seconds`)."""
+    """`clients` threads POSTing `body` to `path` over keep-alive connections until stopped (at most `seconds`)."""
 
-    def __init__(self, host, port, body, clients=4, seconds=30, source="127.0.0.1"):
-        self.host, self.port, self.body, self.source = host, port, body, source
+    def __init__(self, host, port, body, clients=4, seconds=30, source="127.0.0.1", path="/predict"):
+        self.host, self.port, self.body, self.source, self.path = host, port, body, source, path
         self.statuses, self.failures = Counter(), []
         self.lock, self.stopping = threading.Lock(), threading.Event()
         self.deadline = time.monotonic() + seconds
@@ -126,7 +127,7 @@ class Load:
                 if connection is None:
                     connection = http.client.HTTPConnection(self.host, self.port, timeout=10,
                                                             source_address=(self.source, 0))
-                connection.request("POST", "/predict", body=self.body, headers={"Content-Type": "image/png"})
+                connection.request("POST", self.path, body=self.body, headers={"Content-Type": "image/png"})
                 response = connection.getresponse()
                 response.read()
                 with self.lock:

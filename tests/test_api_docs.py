@@ -71,6 +71,7 @@ def test_documented_limits_are_the_defaults():
     assert f"body over {config['MAX_CONTENT_LENGTH'] // (1024 * 1024)} MiB" in API_DOC
     assert f"{config['MAX_IMAGE_PIXELS']:,} pixels" in API_DOC
     assert f"a batch over {config['MAX_BATCH']} images" in API_DOC
+    assert f"a batch whose images have over {config['MAX_BATCH_PIXELS']:,} pixels in all" in API_DOC
     assert f"a batch of 1 to {config['MAX_BATCH']} images" in API_DOC
 
 

@@ -56,7 +56,7 @@ def test_every_kind_the_cluster_needs_is_there():
     assert set(resources()) == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 
 
-def test_pods_are_locked_down_and_probed_on_healthz():
+def test_pods_are_locked_down_and_probed():
     pod = resources()["Deployment"]["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
@@ -64,10 +64,23 @@ def test_pods_are_locked_down_and_probed_on_healthz():
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
     assert security["capabilities"]["drop"] == ["ALL"] and "add" not in security["capabilities"]
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+    # Readiness turns false while a pod drains; liveness must not, or the kubelet would kill it mid-drain.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for probe in ("livenessProbe", "startupProbe"):
         assert container[probe]["httpGet"]["path"] == "/healthz", probe
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
+
+
+def test_the_grace_period_covers_the_prestop_wait_and_the_drain():
+    from serve.drain import drain_settings
+
+    pod = resources()["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    delay, timeout = drain_settings({item["name"]: item["value"] for item in container["env"] if "value" in item})
+    assert pod["terminationGracePeriodSeconds"] >= float(command[1]) + delay + timeout + 5
 
 
 def test_service_hpa_and_budget_point_at_the_deployment():

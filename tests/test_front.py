@@ -23,7 +23,8 @@ from tests.server_fixtures import request
 SLOW_CONNECTIONS = 1000
 SLOW_ADDRESS = "127.0.0.2"  # all of 127.0.0.0/8 is loopback: one "client address" for the slow ones
 NORMAL_ADDRESS = "127.0.0.1"
-UNLIMITED = {"rate": 100000, "burst": 100000}  # the load tests measure failover, not the rate limit
+# The load tests measure failover, not the rate limits.
+UNLIMITED = {"rate": 100000, "burst": 100000, "number_rate": 100000, "number_burst": 100000}
 
 
 @pytest.fixture
@@ -154,10 +155,11 @@ def test_too_many_requests_from_one_address_get_a_json_429(start_front, workers)
                            for _, content_type, answer in refused)
 
 
-def test_a_worker_killed_under_load_fails_no_request_and_comes_back(front, workers):
+@pytest.mark.parametrize("path", ["/predict", "/number"])  # both free of side effects: nginx sends them again
+def test_a_worker_killed_under_load_fails_no_request_and_comes_back(front, workers, path):
     host, port = front
     before = workers.worker_pids()
-    with Load(host, port, drawn_digit_png(), clients=4, seconds=60) as load:
+    with Load(host, port, drawn_digit_png(), clients=4, seconds=60, path=path) as load:
         assert wait_until(lambda: load.count() >= 50, 30)
         os.kill(before[0], signal.SIGKILL)
         killed_at = load.count()
@@ -165,6 +167,23 @@ def test_a_worker_killed_under_load_fails_no_request_and_comes_back(front, worke
     assert load.failures == [], load.failures[:5]
     assert set(load.statuses) == {200}
     assert wait_until(lambda: len(workers.worker_pids()) == 2 and before[0] not in workers.worker_pids(), 60)
+
+
+@pytest.mark.parametrize("path", ["/predict", "/number"])
+def test_workers_stopped_with_sigterm_under_load_fail_no_request_through_nginx(front, workers, path):
+    """A rolling restart behind nginx: each worker drains (serve/drain.py) and the supervisor replaces it."""
+    host, port = front
+    with Load(host, port, drawn_digit_png(), clients=4, seconds=120, path=path) as load:
+        assert wait_until(lambda: load.count() >= 50, 30)
+        for _ in range(2):
+            before = workers.worker_pids()
+            os.kill(before[0], signal.SIGTERM)
+            assert wait_until(lambda: before[0] not in workers.worker_pids() and len(workers.worker_pids()) == 2, 60)
+            stopped_at = load.count()
+            assert wait_until(lambda: load.count() >= stopped_at + 100, 30)
+    assert load.failures == [], load.failures[:5]
+    assert set(load.statuses) == {200}
+    assert workers.log_text().count("exited with status 0; restarting") == 2
 
 
 class Hosts:
