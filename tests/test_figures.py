@@ -1,8 +1,8 @@
-"""Figures that hold: every figure README.md and deploy/README.md quote comes from bench/RESULTS.md, from
-artifacts/manifest.json, or from the configuration that sets it; none is typed by hand from a run.
+"""Figures that hold: every figure README.md, deploy/README.md and docs/ quote comes from bench/RESULTS.md, from
+artifacts/manifest.json, or from the configuration or code constant that sets it; none is typed by hand from a run.
 
 A figure is a decimal, a number with thousands separators, or a number with a unit (req/s, MB, ms, %, ...),
-outside code blocks (examples) and version requirements.
+outside code (blocks and inline: commands, names and example output) and version requirements.
 """
 
 import json
@@ -10,19 +10,24 @@ import re
 
 import pytest
 
-from serve.server import CONNECTION_LIMIT
+from feedback.store import PRUNE_TO
+from serve.decode import DEFAULT_MAX_IMAGE_PIXELS
+from serve.feedback import CONFIG_DEFAULTS as FEEDBACK_DEFAULTS
+from serve.feedback.parse import MAX_POINTS
+from serve.server import BACKLOG, CONNECTION_LIMIT
 from tests.conftest import ROOT
 
-DOCUMENTS = ["README.md", "deploy/README.md"]
+DOCUMENTS = ["README.md", "deploy/README.md", "docs/SERVICE.md", "docs/API.md"]
 RESULTS = (ROOT / "bench" / "RESULTS.md").read_text()
 MANIFEST = json.loads((ROOT / "artifacts" / "manifest.json").read_text())
 # Settings quoted where they are explained: their one home is these files.
 CONFIGURATION = "\n".join(path.read_text() for path in [*sorted((ROOT / "deploy" / "k8s").glob("*.yaml")),
                                                         ROOT / "pyproject.toml"])
-CODE_CONSTANTS = {CONNECTION_LIMIT}
+CODE_CONSTANTS = {CONNECTION_LIMIT, BACKLOG, DEFAULT_MAX_IMAGE_PIXELS, MAX_POINTS, 100 * PRUNE_TO,
+                  FEEDBACK_DEFAULTS["FEEDBACK_MAX_ENTRIES"]}
 FIGURE = re.compile(r"(?<![\w.\-/:=#])(\d[\d,]*\.\d+|\d{1,3}(?:,\d{3})+|\d+(?=\s?(?:req/s|MB\b|MiB\b|ms\b|µs\b|min\b|%|×)))"
                     r"(?![\w.])")
-VERSION = re.compile(r"(?:Python|onnxruntime|Node|nginx|podman|Chromium|Debian)\s?[≥<>=!]*\s?[\d.]+", re.I)
+VERSION = re.compile(r"(?:Python|onnxruntime|Node|nginx|podman|Chromium|Debian|OpenAPI)\s?[≥<>=!]*\s?[\d.]+", re.I)
 
 
 def manifest_numbers(node):
@@ -39,6 +44,7 @@ MANIFEST_NUMBERS = manifest_numbers(MANIFEST)
 def figures(text):
     """The figures of a document's prose and tables."""
     prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    prose = re.sub(r"`[^`\n]*`", "", prose)
     prose = VERSION.sub("", prose)
     return FIGURE.findall(prose)
 
