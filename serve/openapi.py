@@ -209,7 +209,7 @@ def openapi_document(config, labels, model_id):
             "/stats/review": operator_form("reviewFeedback", "accept or reject entries", {
                 "decision": {"enum": ["accepted", "rejected"]}, "id": IDS}),
             "/stats/delete": operator_form("deleteFeedback", "delete entries, or every entry of one day", {
-                "id": IDS, "day": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                "id": IDS, "day": {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
                                       "description": "a UTC day, YYYY-MM-DD"}}),
             "/stats/rule": operator_form("setFeedbackRule", "the rule for new entries", {
                 "rule": {"enum": ["none", "confirmations"]}}),

@@ -110,7 +110,8 @@ def test_the_operator_deletes_ticked_entries_or_a_whole_day(operator_server):
                          cookie).status == 303
     assert {entry["id"] for entry in export(operator_server)} == {documents[1]["id"], documents[2]["id"]}
     today = time.strftime("%Y-%m-%d", time.gmtime())
-    assert operator_post(operator_server, "/stats/delete", [("csrf", csrf), ("day", "yesterday")], cookie).status == 400
+    for not_a_day in ("yesterday", "2024-13-01", "2025-02-30"):
+        assert operator_post(operator_server, "/stats/delete", [("csrf", csrf), ("day", not_a_day)], cookie).status == 400
     assert operator_post(operator_server, "/stats/delete", [("csrf", csrf), ("day", today)], cookie).status == 303
     assert export(operator_server) == []
     page = request(operator_server, "GET", "/stats", headers={"Cookie": cookie}).body.decode()

@@ -1,6 +1,7 @@
 """The feedback routes: POST /feedback for the page, GET /feedback/export and /stats for the operator."""
 
 import base64
+import datetime
 import json
 import re
 import time
@@ -205,13 +206,24 @@ def review():
     return redirect("/stats#review", code=303)
 
 
+def is_day(text):
+    """Whether `text` is a real calendar date written YYYY-MM-DD (2024-13-01 matches the pattern, not the calendar)."""
+    if not DAY_PATTERN.fullmatch(text):
+        return False
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 @blueprint.post("/stats/delete")
 def delete():
     """Delete the ticked entries (form fields `id`), or every entry of one day (`day`, YYYY-MM-DD); back to /stats."""
     require_form_operator()
     day = request.form.get("day")
     if day is not None:
-        if not DAY_PATTERN.fullmatch(day):
+        if not is_day(day):
             raise BadRequest('"day" must be a UTC date, YYYY-MM-DD')
         ids = []
     else:
