@@ -90,3 +90,10 @@ def test_the_readme_says_where_the_page_and_the_server_differ_by_default():
     assert f"the page runs {page}" in readme and f"the server {server}" in readme
     assert str(MANIFEST["parity"]["int8_vs_fp32_argmax_agreement"]) in readme
     assert str(MANIFEST["numbers"]["parity"]["int8_vs_fp32_same_number"]) in readme
+
+
+def test_the_readmes_numbers_are_the_results_targets_as_bench_readme_writes_them():
+    from bench.readme import render, rewritten
+
+    readme = (ROOT / "README.md").read_text()
+    assert rewritten(readme, render(RESULTS)) == readme, "run python -m bench.readme"
