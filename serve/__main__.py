@@ -47,7 +47,8 @@ def parse_args(argv=None):
 def build_app(args):
     from serve.app import create_app
 
-    config = {"DEBUG": False, "TESTING": False}
+    # With --user the store is opened once root is dropped (serve below), so its files are that user's.
+    config = {"DEBUG": False, "TESTING": False, "FEEDBACK_OPEN_LATER": bool(args.user)}
     if args.variant:
         config["MODEL_VARIANT"] = args.variant
     if args.artifacts:
@@ -68,7 +69,7 @@ def main(argv=None):
 def serve(args):
     """One server process: load the model, then answer until interrupted."""
     from serve.drain import serve_until_stopped
-    from serve.feedback import ConfigError
+    from serve.feedback import ConfigError, open_at_start
     from serve.files import precompress
     from serve.model import ModelError
     from serve.privileges import drop_privileges
@@ -85,6 +86,7 @@ def serve(args):
     server = create_server(app, host=args.host, port=args.port, threads=args.threads, listen_socket=listen_socket)
     if args.user:
         drop_privileges(args.user)
+        open_at_start(app)
     # The kiosk's first page load fetches the 14 MB runtime; have its gzip ready by then.
     threading.Thread(target=precompress, args=(app.config["WEB_DIR"],), name="precompress", daemon=True).start()
     model = app.extensions["model"]

@@ -66,7 +66,8 @@ def warn_if_store_is_not_writable():
     if os.environ.get("SERVE_FEEDBACK_URL") or os.environ.get("SERVE_FEEDBACK", "on").lower() in OFF_VALUES:
         return
     database = Path(os.environ.get("SERVE_FEEDBACK_DB") or CONFIG_DEFAULTS["FEEDBACK_DB"])
-    folder = next((path for path in (database.parent, *database.parent.parents) if path.exists()), Path("/"))
+    # os.path.exists, not Path.exists: a folder above that this user cannot enter is "not there", never an error.
+    folder = next((path for path in (database.parent, *database.parent.parents) if os.path.exists(path)), Path("/"))
     if not os.access(folder, os.W_OK | os.X_OK):
         print(f"serve: running as uid {os.getuid()}, which cannot write {folder}: feedback will answer 503 until "
               f"that folder is this user's or SERVE_FEEDBACK_DB names one that is", file=sys.stderr, flush=True)

@@ -147,13 +147,17 @@ def pod(tmp_path):
     memory_limit, tmp_size, _, env = pod_spec()
     cgroup = memory_cgroup(f"digit-kiosk-pod-{os.getpid()}")
     (cgroup / "memory.limit_in_bytes").write_text(str(memory_limit))
+    # The pod's /tmp is a tmpfs of its sizeLimit; mounted on a folder of its own and named by TMPDIR, not over
+    # /tmp itself, which may hold the checkout (CI may clone there).
+    pod_tmp = tmp_path / "pod-tmp"
+    pod_tmp.mkdir()
     enter = (f"echo $$ > {cgroup}/cgroup.procs\n"
-             f"mount -t tmpfs -o size={tmp_size} tmpfs /tmp\n")
+             f"mount -t tmpfs -o size={tmp_size},mode=1777 tmpfs {pod_tmp}\n")
     prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-euc", enter + 'exec "$@"', "sh"]
     pod_env = {key: value for key, value in env.items() if key.startswith(("SERVE_", "WORKERS"))}
     server = ServeProcess(tmp_path / "pod.log", "--host", "127.0.0.1", "--port", "0", "--quiet", prefix=prefix,
                           env={**pod_env, "SERVE_BODY_BUDGET": os.environ.get("SERVE_BODY_BUDGET", pod_env["SERVE_BODY_BUDGET"]),
-                               "TMPDIR": "/tmp"})
+                               "TMPDIR": str(pod_tmp)})
     try:
         yield server, cgroup
     finally:

@@ -8,15 +8,19 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import urllib.parse
+from pathlib import Path
 
 import numpy as np
 
 from serve.front import free_port, wait_for_port
+from serve.privileges import default_user
 from tests.conftest import ROOT
 from tests.feedback_helpers import TOKEN, export, feedback_document, operator_post, operator_session
 from tests.front_fixtures import wait_until
@@ -94,7 +98,12 @@ def test_two_clients_behind_make_front_are_limited_separately(tmp_path):
     """The issue's measurement: behind `make front`, client B is no longer locked out by client A's burst."""
     port = free_port()
     log_path = tmp_path / "front.log"
-    env = {**os.environ, "HOST": "127.0.0.1", "SERVE_FEEDBACK_DB": str(tmp_path / "feedback.sqlite"),
+    # The front's workers run as its --user when started as root: the store goes where that user may write
+    # (pytest's own folders are root's alone).
+    store = Path(tempfile.mkdtemp(prefix="front-store-"))
+    if os.geteuid() == 0:
+        shutil.chown(store, default_user())
+    env = {**os.environ, "HOST": "127.0.0.1", "SERVE_FEEDBACK_DB": str(store / "feedback.sqlite"),
            "SERVE_FEEDBACK_RATE_PER_MINUTE": "5"}
     with open(log_path, "w") as log:
         front = subprocess.Popen([sys.executable, "-m", "serve.front", "--port", str(port), "--workers", "2",
@@ -113,3 +122,4 @@ def test_two_clients_behind_make_front_are_limited_separately(tmp_path):
     finally:
         front.send_signal(signal.SIGTERM)
         front.wait(30)
+        shutil.rmtree(store, ignore_errors=True)

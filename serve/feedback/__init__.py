@@ -182,9 +182,20 @@ def init_app(app):
             retry_seconds=limits["FEEDBACK_STORE_RETRY_SECONDS"],
         )
         config["FEEDBACK_MAX_BODY"] = limits["FEEDBACK_MAX_BODY"]
-        try:
-            feedback.open()
-        except StoreError:
-            pass  # logged; each feedback request answers 503 until a retry opens it
     app.extensions["feedback"] = feedback
     app.register_blueprint(blueprint)
+    # A server that drops root opens its store after the drop (open_at_start), or the SQLite files it
+    # creates would be root's and the user it becomes could not write them.
+    if not config.get("FEEDBACK_OPEN_LATER"):
+        open_at_start(app)
+
+
+def open_at_start(app):
+    """Open the feedback store now, as the server starts: a store that cannot be used is one log line."""
+    feedback = app.extensions.get("feedback")
+    if feedback is None:
+        return
+    try:
+        feedback.open()
+    except StoreError:
+        pass  # logged; each feedback request answers 503 until a retry opens it
