@@ -23,12 +23,28 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+
 SUITE = "bookworm"
 PYTHON = "usr/bin/python3.11"
 PYTHON_VERSION = "3.11"
 PLATFORMS = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
-# The serving packages besides onnxruntime, pinned to the host's versions so only the CPU differs.
-SERVING_PACKAGES = ("numpy", "pillow", "flask", "werkzeug", "waitress")
+
+
+def serving_requirements(onnxruntime_version):
+    """pyproject's `serve` extra, each pinned to the host's version so only the CPU differs; onnxruntime as asked."""
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
+    pinned = [f"onnxruntime=={onnxruntime_version}"]
+    for requirement in map(Requirement, extra):
+        if requirement.name != "onnxruntime":
+            extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+            pinned.append(f"{requirement.name}{extras}=={version(requirement.name)}")
+    return pinned
 
 
 @dataclass(frozen=True)
@@ -90,9 +106,7 @@ class Emulator:
 
     def prepare_wheels(self, onnxruntime_version):
         """A folder of aarch64 wheels for this onnxruntime version; its path goes on PYTHONPATH."""
-        from importlib.metadata import version
-
-        requirements = [f"onnxruntime=={onnxruntime_version}", *(f"{name}=={version(name)}" for name in SERVING_PACKAGES)]
+        requirements = serving_requirements(onnxruntime_version)
         key = hashlib.sha256(" ".join(requirements).encode()).hexdigest()[:8]
         folder = self.cache / "wheels" / f"onnxruntime-{onnxruntime_version}-{key}"
         stamp = folder / ".installed"
