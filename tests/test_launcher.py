@@ -41,7 +41,12 @@ PAGE_BACKGROUND = (0x0E, 0x11, 0x16)  # style.css's --background, the theme colo
 # Where the two screenshots deploy/README.md shows go (LAUNCHER_SHOTS=docs/img renews them); the others stay in the run's folder.
 SHOTS = Path(os.environ["LAUNCHER_SHOTS"]) if os.environ.get("LAUNCHER_SHOTS") else None
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the launcher check needs root (unshare, mount, runuser)")
+
+
+@pytest.fixture(autouse=True)
+def as_root():
+    # Never skipped: `make check-launcher` runs it with sudo; without root it fails and says why.
+    assert os.geteuid() == 0, "the launcher check needs root (unshare, mount, runuser): run make check-launcher"
 
 
 def free_port():

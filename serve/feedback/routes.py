@@ -108,6 +108,11 @@ def store_refusal(error):
                               retry_after=store_retry_seconds())
 
 
+def store_unavailable(error):
+    """A store that failed an operator's read or write: 503 with the store's Retry-After."""
+    return ServiceUnavailable(str(error), retry_after=store_retry_seconds())
+
+
 def store_retry_seconds():
     return round(current_app.extensions["feedback"].retry_seconds) or 1
 
@@ -137,7 +142,7 @@ def export():
         entries = store.entries()
         first = next(entries, None)  # a store that cannot be read fails here, as a JSON 503, not mid-stream
     except StoreError as error:
-        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
+        raise store_unavailable(error) from None
 
     def lines():
         if first is not None:
@@ -181,7 +186,7 @@ def stats_page():
     try:
         data = stats.page_data(current_app.extensions["feedback"].store, current_app.extensions["model"].pad)
     except StoreError as error:
-        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
+        raise store_unavailable(error) from None
     response = Response(render_template("stats.html", csrf=csrf_token(), **data), mimetype="text/html")
     response.headers["Cache-Control"] = NO_STORE
     return response
@@ -202,7 +207,7 @@ def review():
     try:
         current_app.extensions["feedback"].store.review(ids, decision)
     except StoreError as error:
-        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
+        raise store_unavailable(error) from None
     return redirect("/stats#review", code=303)
 
 
@@ -231,7 +236,7 @@ def delete():
     try:
         current_app.extensions["feedback"].store.delete(ids, day)
     except StoreError as error:
-        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
+        raise store_unavailable(error) from None
     return redirect("/stats", code=303)
 
 
@@ -245,5 +250,5 @@ def set_rule():
     try:
         current_app.extensions["feedback"].store.set_accept_rule(rule)
     except StoreError as error:
-        raise ServiceUnavailable(str(error), retry_after=store_retry_seconds()) from None
+        raise store_unavailable(error) from None
     return redirect("/stats#review", code=303)
