@@ -4,7 +4,8 @@ The reader is one ONNX file: the line normalisation, the sequence model, and the
 piece with the shipped digit reader (embedded whole, each variant with its own) and uses CTC where digits touch
 (convert/number_decode.py). The sequence model is checked against Keras on numbers composed from MNIST *test*
 digits (read only here, at the end), an int8 copy is made and measured, and both go into artifacts/ with the
-manifest's "numbers" section; the digit reader's files and keys are left as they are.
+manifest's "numbers" section; the digit reader's files and keys are left as they are. Before that, the gate
+(convert/gate.py) refuses a reader that reads the number corrections training held out worse than the shipped one.
 
 `--from-artifacts` joins the committed sequence models anew with the committed digit readers, with no
 TensorFlow: run it whenever the digit reader or the decoding changes.
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from convert import gate
 from convert.manifest import ARTIFACTS_DIR, NUMBERS_SECTION, read_manifest, sha256_bytes, write_number_artifacts
 from convert.number_decode import describe_decoding
 from reader.contract import (DEFAULT_NOT_NUMBER_AT_LEAST, DEFAULT_NUMBER_SURE_AT_LEAST, INPUT_NAME, LABELS,
@@ -52,6 +54,7 @@ def parse_args(argv=None):
     parser.add_argument("--tuned-on", help="what the given thresholds were tuned on, for the manifest")
     parser.add_argument("--from-artifacts", action="store_true",
                         help="join the committed sequence models with the committed digit readers (no training output, no TensorFlow)")
+    gate.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -176,6 +179,7 @@ def convert(args):
     agreement = float(np.mean([a[NUMBER_DIGITS_NAME].tolist() == b[NUMBER_DIGITS_NAME].tolist()
                                for a, b in zip(outputs["fp32"], outputs["int8"])]))
 
+    gate.check_numbers(args, open_session(readers["fp32"]), describe_number_outputs())
     fp32_bytes = readers["fp32"].SerializeToString()
     previous = digits.get(NUMBERS_SECTION, {})
     section = {
@@ -208,7 +212,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         convert(args)
-    except (DatasetError, ParityError, FileNotFoundError) as error:
+    except (DatasetError, ParityError, gate.GateError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
 
 

@@ -89,6 +89,13 @@ def _by_label(labels):
     return [np.flatnonzero(labels == digit) for digit in range(10)]
 
 
+def fits_ctc(line, tokens):
+    """Whether a normalised line has the frames CTC needs for its tokens: one per token and a blank between
+    repeats. A line too narrow for that is dropped."""
+    repeats = sum(a == b for a, b in zip(tokens, tokens[1:]))
+    return line.shape[1] // NUMBER_FRAME_STRIDE >= len(tokens) + repeats
+
+
 def _lines_job(job):
     """("lines", seed, count, pools_path, split) -> (normalised uint8 lines, label lists)."""
     from reader.number_normalization import LineNormalizer
@@ -126,9 +133,7 @@ def _lines_job(job):
             else:
                 glyphs.append(drawn[rng.choice(drawn_index[token])] / 255.0)
         line = normalizer.normalize(compose(glyphs, rng).image)
-        # CTC needs a frame per label and a blank between repeats; a line too narrow for that is dropped.
-        repeats = sum(a == b for a, b in zip(tokens, tokens[1:]))
-        if line.shape[1] // NUMBER_FRAME_STRIDE < len(tokens) + repeats:
+        if not fits_ctc(line, tokens):
             continue
         lines.append(np.round(line * 255).astype(np.uint8))
         labels.append(tokens)

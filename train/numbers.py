@@ -2,7 +2,8 @@
 
 Composes lines of 1-8 handwritten digits from MNIST training digits (train/compose.py, train/number_data.py),
 slides the shipped digit reader's convolutions along them and trains a CTC head (train/number_model.py), first with
-those convolutions frozen, then fine-tuning them too.
+those convolutions frozen, then fine-tuning them too. With --feedback, visitors' accepted number corrections
+are mixed into the training lines (train/feedback.py); the server's held-out share goes to convert's gate.
 Validation is composed from the training digits held out of every reader's training; the verdict thresholds
 are tuned on it. The MNIST test set is never read here: bench/ composes its numbers from it.
 """
@@ -19,6 +20,7 @@ import numpy as np
 
 from reader.contract import (MAX_NUMBER_DIGITS, NOT_DIGIT_CLASS, NUMBER_BLANK_CLASS, NUMBER_FRAME_STRIDE,
                              NUMBER_HEIGHT)
+from train import feedback
 from train.data import DEFAULT_CACHE_DIR, DatasetError, load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +51,7 @@ def parse_args(argv=None):
     parser.add_argument("--limit", type=int, help="use only the first N MNIST training digits (quick runs and tests)")
     parser.add_argument("--processes", type=int, default=2, help="processes composing lines (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=20261126, help="random seed (default: %(default)s)")
+    feedback.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.limit is not None and args.validation_digits >= args.limit:
         parser.error("--validation-digits must be smaller than --limit")
@@ -217,6 +220,9 @@ def train(args):
     pools.update(mnist=x_train, mnist_labels=y_train, validation_mnist=x_valid, validation_mnist_labels=y_valid)
     lines, labels = compose_lines(pools, args.lines, args.seed, "train", work, args.processes)
     valid_lines, valid_labels = compose_lines(pools, args.validation_lines, args.seed + 1, "validation", work, args.processes)
+    mixed = None
+    if args.feedback:
+        lines, labels, mixed = feedback.mix_into_lines(args, lines, labels)
     prepared_seconds = time.time() - started
 
     trunk = keras.models.load_model(args.trunk or default_trunk())
@@ -242,6 +248,7 @@ def train(args):
         "parameters": int(model.count_params()),
         "multiply_adds_per_column": multiply_adds_per_column(model),
         "train_lines": len(lines),
+        "feedback": mixed,
         "validation_lines": len(valid_lines),
         "validation": evaluate(valid_frames, valid_labels),
         "verdict": tune_verdict(valid_frames, valid_labels),
