@@ -212,9 +212,9 @@ def mixed_source(request, tmp_path):
     return config.get("FEEDBACK_URL") or config["FEEDBACK_DB"]
 
 
-def test_training_reads_only_digit_corrections(mixed_source):
-    corrections = read_corrections(mixed_source)
-    assert [label for _, label, _, _ in corrections] == ["1", "not_digit"]
+def test_each_reader_trains_only_on_its_own_modes_corrections(mixed_source):
+    assert [label for _, label, _, _ in read_corrections(mixed_source)] == ["1", "not_digit"]
+    assert [label for _, label, _, _ in read_corrections(mixed_source, "number")] == ["2026", "not_number"]
 
 
 def test_number_entries_are_pruned_like_digit_entries(tmp_path):
