@@ -45,8 +45,8 @@ def number_entry(index, image, label, predicted, verdict="number"):
 
 @pytest.fixture
 def number_store(tmp_path, mnist, monkeypatch):
-    """A SQLite store filled by the server's store code: number corrections of held-out MNIST-test numbers
-    (each read with its last digit dropped) and one "not a number" that an operator accepts, accepted
+    """A SQLite store filled by the server's store code: number corrections of numbers composed from MNIST test
+    digits (each read with its last digit dropped) and one "not a number" that an operator accepts, accepted
     confirmations, accepted digit corrections, and number corrections left pending or rejected.
     Returns (path, the store's entries as exported)."""
     # The server's held-out draw, made deterministic (one in three) so that both shares are non-empty.
