@@ -106,7 +106,7 @@ def test_retraining_on_a_handful_of_corrections_keeps_the_model_and_the_gate_pri
                   "--output-dir", str(tmp_path / "build"), "--prepared-dir", str(root / "prepared"),
                   "--feedback", str(exported))
     assert trained.returncode == 0, trained.stderr[-2000:]
-    assert re.search(r"feedback: 26 accepted corrections, \d+ trained on x20, \d+ held out", trained.stderr), trained.stderr[-500:]
+    assert re.search(r"feedback: 26 accepted digit corrections, \d+ trained on x20, \d+ held out", trained.stderr), trained.stderr[-500:]
     shipped = tmp_path / "shipped"
     shutil.copytree(tiny_run, shipped)
     converted = run("-m", "convert", "--npz", str(root / "mnist.npz"), "--train-dir", str(tmp_path / "build"),
