@@ -40,7 +40,7 @@ async function start({ reader: id, mode, variant, runtime: files }) {
       await modelLoaded;
       throw new Error('this browser has no WebAssembly');
     }
-    runtime ??= loadRuntime(files, progress.part('runtime'));
+    runtime ??= loadRuntime(files, progress.part('runtime'), mark);
     const [model, ort] = await Promise.all([modelLoaded, runtime]);
     const reader = readerOf(model.manifest, mode);
     const inference = await ort.InferenceSession.create(model.bytes);
@@ -58,8 +58,12 @@ async function start({ reader: id, mode, variant, runtime: files }) {
   }
 }
 
-async function loadRuntime(files, onProgress) {
+async function loadRuntime(files, onProgress, mark) {
+  // A phase mark for bench/: onnxruntime-web compiles (or, from V8's code cache, loads) its wasm here.
+  const instantiateStreaming = WebAssembly.instantiateStreaming;
+  WebAssembly.instantiateStreaming = (...args) => instantiateStreaming(...args).finally(() => mark('wasm-instantiated'));
   const [ort] = await Promise.all([import(files.module), prefetchRuntime(files.wasm, onProgress)]);
+  mark('runtime-imported');
   ort.env.logLevel = 'error';
   ort.env.wasm.wasmPaths = files.directory;
   // Single-threaded wasm needs no cross-origin isolation headers (COOP/COEP, troublesome on iOS), and
