@@ -30,13 +30,32 @@ let nextReader = 0;
 function inferenceWorker() {
   if (worker) return worker;
   worker = new Worker(WORKER_URL, { type: 'module', name: 'inference' });
-  worker.addEventListener('message', ({ data: message }) => listeners.get(message.reader)?.(message));
+  worker.addEventListener('message', ({ data: message }) => {
+    // The runtime's own phases belong to no reader.
+    if (message.reader === null && message.type === 'mark') markPhase(message);
+    listeners.get(message.reader)?.(message);
+  });
   // A worker that cannot even load its module (a browser without module workers) says so only here.
   worker.addEventListener('error', (event) => {
     event.preventDefault();
     for (const listener of listeners.values()) listener({ type: 'failed', message: event.message || 'the inference worker could not start' });
   });
   return worker;
+}
+
+/**
+ * Start the inference worker and onnxruntime-web in it now, before any reader is asked for: the page calls
+ * this as soon as its pad is wired, so that the runtime loads while the rest of the page and the manifest do.
+ */
+export function startInferenceWorker() {
+  try {
+    inferenceWorker().postMessage({ type: 'runtime', runtime: RUNTIME });
+  } catch {} // no module workers: the first classifier says so, and the server answers
+}
+
+// A phase of the worker on the page's timeline (bench/ reads these marks); `time` is on the shared clock.
+function markPhase({ name, time }) {
+  performance.mark(`classifier:${name}`, { startTime: time - performance.timeOrigin });
 }
 
 /** A server answer that is not a prediction; `status` is the HTTP status, or 0 when the server is unreachable. */
@@ -77,7 +96,7 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
   }
   listeners.set(readerId, (message) => {
     if (message.type === 'progress') onProgress(message.loaded, message.total);
-    if (message.type === 'mark') performance.mark(`classifier:${message.name}`, { startTime: message.time - performance.timeOrigin });
+    if (message.type === 'mark') markPhase(message);
     if (message.type === 'model') {
       variantRunning = message.variant;
       reader = readerOf(message.manifest, mode);

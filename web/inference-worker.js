@@ -5,8 +5,8 @@
  * readers (the digit reader, and the number reader once number mode is first chosen): one wasm instance and
  * its memory, not one per reader.
  *
- * Page → worker: {type: 'start', reader, mode, variant, runtime: {directory, module, wasm}} once per reader (an
- * id the page chooses), then {type: 'run', reader, id, image: {data, height, width}} (data transferred).
+ * Page → worker: {type: 'runtime', runtime: {directory, module, wasm}} to load onnxruntime-web before any reader;
+ * {type: 'start', reader, mode, variant, runtime} once per reader (an id the page chooses), then {type: 'run', reader, id, image: {data, height, width}} (data transferred).
  * Worker → page, each with its reader: {type: 'progress', loaded, total}, {type: 'model', manifest, variant},
  * {type: 'mark', name, time} (time on the shared clock, performance.timeOrigin + now), {type: 'ready'} or
  * {type: 'failed', message}; for each run {type: 'outputs', id, outputs: {name: {data, dims}}, milliseconds}
@@ -21,7 +21,11 @@ let runtime = null; // onnxruntime-web, imported and set up once for every reade
 const queue = createQueue();
 let classified = false; // a real prediction has run: warm-up runs stop
 
+const runtimeProgress = new Set(); // each starting reader's onProgress for the runtime's download
+
 self.addEventListener('message', ({ data: message }) => {
+  // A failure here is the first reader's to report.
+  if (message.type === 'runtime') startRuntime(message.runtime).catch(() => {});
   if (message.type === 'start') start(message);
   if (message.type === 'run') run(message);
 });
@@ -40,8 +44,9 @@ async function start({ reader: id, mode, variant, runtime: files }) {
       await modelLoaded;
       throw new Error('this browser has no WebAssembly');
     }
-    runtime ??= loadRuntime(files, progress.part('runtime'), mark);
-    const [model, ort] = await Promise.all([modelLoaded, runtime]);
+    const onRuntimeProgress = progress.part('runtime');
+    runtimeProgress.add(onRuntimeProgress);
+    const [model, ort] = await Promise.all([modelLoaded, startRuntime(files)]).finally(() => runtimeProgress.delete(onRuntimeProgress));
     const reader = readerOf(model.manifest, mode);
     const inference = await ort.InferenceSession.create(model.bytes);
     mark('session-created');
@@ -56,6 +61,14 @@ async function start({ reader: id, mode, variant, runtime: files }) {
   } catch (error) {
     post({ type: 'failed', message: error.message });
   }
+}
+
+// onnxruntime-web, loaded once for every reader: on the page's {type: 'runtime'} as it starts, else with the first reader.
+function startRuntime(files) {
+  const mark = (name) => self.postMessage({ type: 'mark', reader: null, name, time: performance.timeOrigin + performance.now() });
+  const onProgress = (loaded, total) => runtimeProgress.forEach((report) => report(loaded, total));
+  runtime ??= loadRuntime(files, onProgress, mark);
+  return runtime;
 }
 
 async function loadRuntime(files, onProgress, mark) {
