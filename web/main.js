@@ -2,7 +2,7 @@
  * The kiosk page's first script, kept small so that the pad takes ink and the buttons answer at once, even
  * on a slow CPU: it wires them, then loads the rest of the page (kiosk.js), which their listeners wait for.
  * The pads' sizes and pen come from the manifest; the last ones seen are kept in localStorage, so that a
- * reload inks before the manifest is fetched again (a first visit inks once it is).
+ * reload inks before the manifest is fetched again (a first visit is wired once it is).
  */
 import { createPad } from './pad.js';
 import { readSettings } from './settings.js';
@@ -53,6 +53,7 @@ function clear() {
 function rememberPad(geometry) {
   setPadGeometry(geometry);
   pad.setPenWidth(geometry.pen_width);
+  markWired();
   try {
     localStorage.setItem(PAD_KEY, JSON.stringify(geometry));
   } catch {} // no storage (private mode, quota): the next start waits for the manifest, as a first visit does
@@ -88,6 +89,11 @@ document.addEventListener('keydown', (event) => {
   // A focused button or switch handles Enter itself.
   if (event.key === 'Enter' && !event.target.closest('button, input')) later((page) => page.predict());
 });
-// The pad takes ink and the buttons answer from here on (tests and bench/ wait for this).
-document.documentElement.dataset.page = 'wired';
-performance.mark('page:wired');
+if (storedPad) markWired();
+
+// The pad takes ink (it knows its size and pen) and the buttons answer from here on (tests and bench/ wait for this).
+function markWired() {
+  if (document.documentElement.dataset.page === 'wired') return;
+  document.documentElement.dataset.page = 'wired';
+  performance.mark('page:wired');
+}
