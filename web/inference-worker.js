@@ -5,14 +5,15 @@
  * readers (the digit reader, and the number reader once number mode is first chosen): one wasm instance and
  * its memory, not one per reader.
  *
- * Page → worker: {type: 'runtime', runtime: {directory, module, wasm}} to load onnxruntime-web before any reader;
+ * Page → worker: {type: 'runtime', runtime: {directory, module, glue, wasm}} to load onnxruntime-web before any reader;
  * {type: 'start', reader, mode, variant, runtime} once per reader (an id the page chooses), then {type: 'run', reader, id, image: {data, height, width}} (data transferred).
  * Worker → page, each with its reader: {type: 'progress', loaded, total}, {type: 'model', manifest, variant},
  * {type: 'mark', name, time} (time on the shared clock, performance.timeOrigin + now), {type: 'ready'} or
  * {type: 'failed', message}; for each run {type: 'outputs', id, outputs: {name: {data, dims}}, milliseconds}
  * or {type: 'error', id, message}.
  */
-import { combineProgress, download, hasOfflineCopy, loadModel, readerOf } from './offline.js';
+// Imported, not waited for: onnxruntime-web starts loading before this module has.
+const offline = import('./offline.js');
 
 const WARM_UP_RUNS = 10;
 
@@ -34,6 +35,7 @@ async function start({ reader: id, mode, variant, runtime: files }) {
   const post = (message) => self.postMessage({ ...message, reader: id });
   const mark = (name) => post({ type: 'mark', name, time: performance.timeOrigin + performance.now() });
   try {
+    const { combineProgress, loadModel, readerOf } = await offline;
     const progress = combineProgress((loaded, total) => post({ type: 'progress', loaded, total }));
     const modelLoaded = loadModel(progress.part('model'), variant, mode).then((model) => {
       mark('model-loaded');
@@ -75,7 +77,8 @@ async function loadRuntime(files, onProgress, mark) {
   // A phase mark for bench/: onnxruntime-web compiles (or, from V8's code cache, loads) its wasm here.
   const instantiateStreaming = WebAssembly.instantiateStreaming;
   WebAssembly.instantiateStreaming = (...args) => instantiateStreaming(...args).finally(() => mark('wasm-instantiated'));
-  const [ort] = await Promise.all([import(files.module), prefetchRuntime(files.wasm, onProgress)]);
+  // The loader is imported beside the runtime, which would only ask for it once a session is created.
+  const [ort] = await Promise.all([import(files.module), import(files.glue), prefetchRuntime(files.wasm, onProgress)]);
   mark('runtime-imported');
   ort.env.logLevel = 'error';
   ort.env.wasm.wasmPaths = files.directory;
@@ -116,6 +119,7 @@ async function keepWarm(session) {
 // onnxruntime-web fetches and compiles its wasm as a stream, which lets Chromium cache the compiled code
 // for the next start; the first download is read here beforehand, into the HTTP cache, to show progress.
 async function prefetchRuntime(wasm, onProgress) {
+  const { download, hasOfflineCopy } = await offline;
   if (!(await hasOfflineCopy(wasm))) await download(wasm, onProgress);
 }
 

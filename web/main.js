@@ -4,6 +4,7 @@
  * The pads' sizes and pen come from the manifest; the last ones seen are kept in localStorage, so that a
  * reload inks before the manifest is fetched again (a first visit is wired once it is).
  */
+import { startInferenceWorker } from './inference.js';
 import { createPad } from './pad.js';
 import { readSettings } from './settings.js';
 
@@ -33,7 +34,7 @@ const pad = createPad(elements.pad, {
   onStrokeEnd: () => later((page) => page.onStrokeEnd()),
 });
 // onnxruntime-web starts loading in its worker at once, while the rest of the page and the manifest load.
-import('./classifier.js').then((module) => module.startInferenceWorker());
+startInferenceWorker();
 const loaded = import('./kiosk.js').then((module) => module.startKiosk({ pad, settings, elements, rememberPad }));
 loaded.then((page) => (kiosk = page));
 
