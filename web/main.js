@@ -33,8 +33,9 @@ const pad = createPad(elements.pad, {
   onStrokeStart: () => later((page) => page.onStrokeStart()),
   onStrokeEnd: () => later((page) => page.onStrokeEnd()),
 });
-// onnxruntime-web starts loading in its worker at once, while the rest of the page and the manifest load.
-startInferenceWorker();
+// On a reload onnxruntime-web starts loading in its worker at once, while the rest of the page and the manifest
+// load. A first visit leaves the CPU to those (the pad waits for the manifest) and starts it with the first reader.
+if (storedPad) startInferenceWorker();
 const loaded = import('./kiosk.js').then((module) => module.startKiosk({ pad, settings, elements, rememberPad }));
 loaded.then((page) => (kiosk = page));
 
