@@ -412,7 +412,7 @@ def measure_slow(playwright, fixtures, base_url, quick=False):
                f"≤ {TARGETS_MS['number_warm']:g} ms", f"{warm_median['number', 1]:.2f} ms",
                warm_median["number", 1] <= TARGETS_MS["number_warm"], f"read {warm['number', 1]['answer']} (written {NUMBER})"),
         Target("renderer memory after 100 predictions in each mode, flat", f"≤ {MEMORY_TARGET_MB:g} MB",
-               f"{peak:.0f} MB; +{growth['digit']:.1f} / +{growth['number']:.1f} MB from 50 to 100",
+               f"{peak:.0f} MB; {growth['digit']:+.1f} / {growth['number']:+.1f} MB from 50 to 100",
                peak <= MEMORY_TARGET_MB and max(growth.values()) < 5,
                "RSS of the page's renderer (its workers are its threads), /proc/PID/smaps_rollup; PSS beside it in the section"),
     ]
@@ -434,8 +434,10 @@ def measure_slow(playwright, fixtures, base_url, quick=False):
         table(["Run", "Page wired", "Predict → answer", "First answer", "By", "Model ready"],
               rows(cold, ["wired", "pressToAnswer", "firstAnswer", "backend", "ready"])),
         "Cached reloads (" + share + "; phases from the worker's marks):",
-        table(["Run", "Page wired", "Predict → answer", "First answer", "By", "Model ready", "Model loaded", "Session created"],
-              [[*row, f"{run.get('classifier:model-loaded', float('nan')):.0f}", f"{run.get('classifier:session-created', float('nan')):.0f}"]
+        table(["Run", "Page wired", "Predict → answer", "First answer", "By", "Model ready", "Runtime imported", "Model loaded",
+               "Wasm instantiated", "Session created"],
+              [[*row, *[f"{run.get(f'classifier:{phase}', float('nan')):.0f}"
+                        for phase in ("runtime-imported", "model-loaded", "wasm-instantiated", "session-created")]]
                for row, run in zip(rows(reloads, ["wired", "pressToAnswer", "firstAnswer", "backend", "ready"]), reloads)]),
         f"Cached reloads (CDP {CDP_SLOW_RATE}×):",
         table(["Run", "Page wired", "First stroke inked", "Model ready", "Longest task until ready", "of which before wired", "Long tasks"],

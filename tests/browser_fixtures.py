@@ -38,7 +38,8 @@ SETTLED_ANSWER = f"{RESULT}[data-verdict]:not(.stale)"
 RUNTIME_READY = '#status[data-runtime="ready"]'
 RUNTIME_FAILED = '#status[data-runtime="failed"]'
 OFFLINE_READY = '#status[data-offline="ready"]'
-# The page's scripts have wired the pad and the buttons (its geometry comes from the manifest, fetched first).
+# main.js has wired the pad and the buttons: the pad knows its size and pen (the manifest's, fetched on a first
+# visit, kept by the page for a reload) and takes ink; the buttons answer (their work waits for kiosk.js).
 PAGE_WIRED = 'html[data-page="wired"]'
 
 

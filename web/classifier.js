@@ -5,39 +5,14 @@
  * that has started, or if it cannot start (no WebAssembly, no module workers, the runtime blocked or
  * broken), it asks the server instead (POST /predict, or POST /number), whose answers it gives in the same shape.
  */
+import { RUNTIME, RUNTIME_FILES, inferenceWorker, listeners, markPhase, nextReaderId } from './inference.js';
 import { readerOf } from './offline.js';
 
-// onnxruntime-web's wasm-only build, copied here by `make vendor` (never a CDN: the kiosk may be offline).
-const RUNTIME = {
-  directory: '/vendor/',
-  module: '/vendor/ort.wasm.min.mjs',
-  wasm: '/vendor/ort-wasm-simd-threaded.wasm',
-};
-const WORKER_URL = '/inference-worker.js';
-// What the worker loads behind the page's back, which the page keeps for offline starts.
-const RUNTIME_FILES = [WORKER_URL, RUNTIME.module, '/vendor/ort-wasm-simd-threaded.mjs', RUNTIME.wasm];
 const SERVER_URLS = { digit: '/predict', number: '/number' };
 const SERVER_RETRY_DELAYS_MS = [500, 1500];
 const BYTE_MAX = 255; // PNG channels are bytes
 // Until the manifest is known (a server answer on the very first load), a digit's label is its index.
 const DIGIT_LABELS = [...'0123456789'];
-
-// The one inference worker every classifier of the page uses, started with the first, and its readers' listeners.
-let worker = null;
-const listeners = new Map(); // reader id -> (message) => void
-let nextReader = 0;
-
-function inferenceWorker() {
-  if (worker) return worker;
-  worker = new Worker(WORKER_URL, { type: 'module', name: 'inference' });
-  worker.addEventListener('message', ({ data: message }) => listeners.get(message.reader)?.(message));
-  // A worker that cannot even load its module (a browser without module workers) says so only here.
-  worker.addEventListener('error', (event) => {
-    event.preventDefault();
-    for (const listener of listeners.values()) listener({ type: 'failed', message: event.message || 'the inference worker could not start' });
-  });
-  return worker;
-}
 
 /** A server answer that is not a prediction; `status` is the HTTP status, or 0 when the server is unreachable. */
 export class ServerError extends Error {
@@ -68,7 +43,7 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
   let settle;
   const started = new Promise((resolve, reject) => (settle = { resolve, reject }));
 
-  const readerId = nextReader++;
+  const readerId = nextReaderId();
   let thread = null;
   try {
     thread = inferenceWorker();
@@ -77,7 +52,7 @@ export function createClassifier({ onProgress = () => {}, onStateChange = () => 
   }
   listeners.set(readerId, (message) => {
     if (message.type === 'progress') onProgress(message.loaded, message.total);
-    if (message.type === 'mark') performance.mark(`classifier:${message.name}`, { startTime: message.time - performance.timeOrigin });
+    if (message.type === 'mark') markPhase(message);
     if (message.type === 'model') {
       variantRunning = message.variant;
       reader = readerOf(message.manifest, mode);

@@ -5,14 +5,15 @@
  * readers (the digit reader, and the number reader once number mode is first chosen): one wasm instance and
  * its memory, not one per reader.
  *
- * Page → worker: {type: 'start', reader, mode, variant, runtime: {directory, module, wasm}} once per reader (an
- * id the page chooses), then {type: 'run', reader, id, image: {data, height, width}} (data transferred).
+ * Page → worker: {type: 'runtime', runtime: {directory, module, glue, wasm}} to load onnxruntime-web before any reader;
+ * {type: 'start', reader, mode, variant, runtime} once per reader (an id the page chooses), then {type: 'run', reader, id, image: {data, height, width}} (data transferred).
  * Worker → page, each with its reader: {type: 'progress', loaded, total}, {type: 'model', manifest, variant},
  * {type: 'mark', name, time} (time on the shared clock, performance.timeOrigin + now), {type: 'ready'} or
  * {type: 'failed', message}; for each run {type: 'outputs', id, outputs: {name: {data, dims}}, milliseconds}
  * or {type: 'error', id, message}.
  */
-import { combineProgress, download, hasOfflineCopy, loadModel, readerOf } from './offline.js';
+// Imported, not waited for: onnxruntime-web starts loading before this module has.
+const offline = import('./offline.js');
 
 const WARM_UP_RUNS = 10;
 
@@ -21,7 +22,11 @@ let runtime = null; // onnxruntime-web, imported and set up once for every reade
 const queue = createQueue();
 let classified = false; // a real prediction has run: warm-up runs stop
 
+const runtimeProgress = new Set(); // each starting reader's onProgress for the runtime's download
+
 self.addEventListener('message', ({ data: message }) => {
+  // A failure here is the first reader's to report.
+  if (message.type === 'runtime') startRuntime(message.runtime).catch(() => {});
   if (message.type === 'start') start(message);
   if (message.type === 'run') run(message);
 });
@@ -30,6 +35,7 @@ async function start({ reader: id, mode, variant, runtime: files }) {
   const post = (message) => self.postMessage({ ...message, reader: id });
   const mark = (name) => post({ type: 'mark', name, time: performance.timeOrigin + performance.now() });
   try {
+    const { combineProgress, loadModel, readerOf } = await offline;
     const progress = combineProgress((loaded, total) => post({ type: 'progress', loaded, total }));
     const modelLoaded = loadModel(progress.part('model'), variant, mode).then((model) => {
       mark('model-loaded');
@@ -40,8 +46,9 @@ async function start({ reader: id, mode, variant, runtime: files }) {
       await modelLoaded;
       throw new Error('this browser has no WebAssembly');
     }
-    runtime ??= loadRuntime(files, progress.part('runtime'));
-    const [model, ort] = await Promise.all([modelLoaded, runtime]);
+    const onRuntimeProgress = progress.part('runtime');
+    runtimeProgress.add(onRuntimeProgress);
+    const [model, ort] = await Promise.all([modelLoaded, startRuntime(files)]).finally(() => runtimeProgress.delete(onRuntimeProgress));
     const reader = readerOf(model.manifest, mode);
     const inference = await ort.InferenceSession.create(model.bytes);
     mark('session-created');
@@ -58,8 +65,21 @@ async function start({ reader: id, mode, variant, runtime: files }) {
   }
 }
 
-async function loadRuntime(files, onProgress) {
-  const [ort] = await Promise.all([import(files.module), prefetchRuntime(files.wasm, onProgress)]);
+// onnxruntime-web, loaded once for every reader: on the page's {type: 'runtime'} as it starts, else with the first reader.
+function startRuntime(files) {
+  const mark = (name) => self.postMessage({ type: 'mark', reader: null, name, time: performance.timeOrigin + performance.now() });
+  const onProgress = (loaded, total) => runtimeProgress.forEach((report) => report(loaded, total));
+  runtime ??= loadRuntime(files, onProgress, mark);
+  return runtime;
+}
+
+async function loadRuntime(files, onProgress, mark) {
+  // A phase mark for bench/: onnxruntime-web compiles (or, from V8's code cache, loads) its wasm here.
+  const instantiateStreaming = WebAssembly.instantiateStreaming;
+  WebAssembly.instantiateStreaming = (...args) => instantiateStreaming(...args).finally(() => mark('wasm-instantiated'));
+  // The loader is imported beside the runtime, which would only ask for it once a session is created.
+  const [ort] = await Promise.all([import(files.module), import(files.glue), prefetchRuntime(files.wasm, onProgress)]);
+  mark('runtime-imported');
   ort.env.logLevel = 'error';
   ort.env.wasm.wasmPaths = files.directory;
   // Single-threaded wasm needs no cross-origin isolation headers (COOP/COEP, troublesome on iOS), and
@@ -99,6 +119,7 @@ async function keepWarm(session) {
 // onnxruntime-web fetches and compiles its wasm as a stream, which lets Chromium cache the compiled code
 // for the next start; the first download is read here beforehand, into the HTTP cache, to show progress.
 async function prefetchRuntime(wasm, onProgress) {
+  const { download, hasOfflineCopy } = await offline;
   if (!(await hasOfflineCopy(wasm))) await download(wasm, onProgress);
 }
 

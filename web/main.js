@@ -1,12 +1,14 @@
-/** The kiosk page: wires the pad, the classifiers (digit and number), the answer panel and the offline cache together. */
-import { createAnswer } from './answer.js';
-import { createClassifier } from './classifier.js';
-import { createFeedback, watchFeedback } from './feedback.js';
-import { createFeedbackQueue } from './feedback-queue.js';
-import { fetchManifest, isNewModelDeployed, keepPageOffline, registerServiceWorker } from './offline.js';
-import { createPad, readPixels } from './pad.js';
-import { addressWithMode, readSettings } from './settings.js';
-import { createStatus } from './status.js';
+/**
+ * The kiosk page's first script, kept small so that the pad takes ink and the buttons answer at once, even
+ * on a slow CPU: it wires them, then loads the rest of the page (kiosk.js), which their listeners wait for.
+ * The pads' sizes and pen come from the manifest; the last ones seen are kept in localStorage, so that a
+ * reload inks before the manifest is fetched again (a first visit is wired once it is).
+ */
+import { startInferenceWorker } from './inference.js';
+import { createPad } from './pad.js';
+import { readSettings } from './settings.js';
+
+const PAD_KEY = 'pad'; // localStorage: the manifest's "pad" last seen
 
 const settings = readSettings(location.search);
 const elements = {
@@ -20,122 +22,52 @@ const elements = {
   status: document.querySelector('#status'),
   feedback: document.querySelector('#feedback'),
 };
-const timers = { autoPredict: 0, idle: 0 };
-let running = null; // AbortController of the prediction under way, if any
-let mode = null; // 'digit' or 'number', set below
-const classifiers = {}; // one per mode, started when the mode is first used
-const PAD_LABELS = {
-  digit: 'Drawing pad: draw one digit with a finger, a pen or the mouse',
-  number: 'Drawing pad: write a number, left to right, with a finger, a pen or the mouse',
-};
+const storedPad = readStoredPad();
+elements.kiosk.dataset.mode = settings.mode;
+elements.autoPredict.checked = settings.autoPredict;
+if (storedPad) setPadGeometry(storedPad);
 
-const serviceWorker = registerServiceWorker();
-// The pad's size and pen come from the manifest (reader/contract.py through convert/), as the server's do.
-// Nothing heavy waits on this: the models start in their workers once a mode is chosen.
-const manifest = await fetchManifest().catch((error) => {
-  elements.status.querySelector('#status-text').textContent = 'The recognizer cannot be reached. Reload to try again.';
-  throw error;
-});
-setPadGeometry(manifest.pad);
-const answer = createAnswer(elements.result);
-const status = createStatus(elements.status);
-let feedbackWatch = null;
-const feedbackQueue = createFeedbackQueue({
-  onChange: (count) => (elements.feedback.dataset.queued = count),
-  onUnavailable: () => feedbackWatch?.check(),
-});
-const feedback = createFeedback(elements.feedback, { queue: feedbackQueue });
-feedback.setEnabled(settings.feedback);
-if (settings.feedback) {
-  feedbackWatch = watchFeedback((enabled) => {
-    feedback.setEnabled(enabled);
-    if (enabled) feedbackQueue.flush();
-  });
-}
-
-// The first classifier also caches the other mode's model (offline.js), so the page keeps both readers offline.
-function classifierFor(wanted) {
-  if (classifiers[wanted]) return classifiers[wanted];
-  const classifier = (classifiers[wanted] = createClassifier({
-    mode: wanted,
-    manifest,
-    onProgress: (loaded, total) => mode === wanted && status.showProgress(loaded, total),
-    onStateChange: (state) => mode === wanted && status.showRuntime(state, classifier.reader, classifier.variant),
-  }));
-  classifier.manifestLoaded.then((manifest) => {
-    if (wanted === 'digit') answer.setLabels(manifest.labels);
-    if (mode === wanted) feedback.setLabels(classifier.reader.labels);
-  });
-  if (Object.keys(classifiers).length === 1) {
-    classifier.started
-      .catch(() => {})
-      .then(() => keepPageOffline(serviceWorker, classifier.runtimeFiles))
-      .then(status.showOffline, (error) => console.warn('offline copy incomplete:', error.message));
-  }
-  return classifier;
-}
-
-/** Read digits or numbers from now on: an empty pad of the mode's shape, and the address says which (?mode=number). */
-function setMode(next) {
-  if (next === mode) return;
-  clearAll();
-  mode = next;
-  elements.kiosk.dataset.mode = mode;
-  for (const button of elements.modes) button.setAttribute('aria-pressed', String(button.dataset.mode === mode));
-  elements.pad.setAttribute('aria-label', PAD_LABELS[mode]);
-  history.replaceState(history.state, '', addressWithMode(location.href, mode));
-  answer.setMode(mode);
-  const classifier = classifierFor(mode);
-  feedback.setMode(mode, classifier.reader?.labels);
-  status.showRuntime(classifier.state, classifier.reader, classifier.variant);
-}
-
+let kiosk = null; // kiosk.js's startKiosk(), once the rest of the page has loaded
 const pad = createPad(elements.pad, {
-  penWidth: manifest.pad.pen_width,
-  onStrokeStart() {
-    stopPrediction();
-    answer.showStale();
-    restartIdleTimer();
-  },
-  onStrokeEnd() {
-    restartIdleTimer();
-    // Predicting by itself also spares a touch user the tap Chromium may swallow right after a fast stroke.
-    const delayMs = mode === 'number' ? settings.numberAutoPredictDelayMs : settings.autoPredictDelayMs;
-    if (elements.autoPredict.checked) timers.autoPredict = setTimeout(predict, delayMs);
-  },
+  penWidth: storedPad?.pen_width ?? null,
+  onStrokeStart: () => later((page) => page.onStrokeStart()),
+  onStrokeEnd: () => later((page) => page.onStrokeEnd()),
 });
+// On a reload onnxruntime-web starts loading in its worker at once, while the rest of the page and the manifest
+// load. A first visit leaves the CPU to those (the pad waits for the manifest) and starts it with the first reader.
+if (storedPad) startInferenceWorker();
+const loaded = import('./kiosk.js').then((module) => module.startKiosk({ pad, settings, elements, rememberPad }));
+loaded.then((page) => (kiosk = page));
 
-async function predict() {
-  stopPrediction();
-  if (pad.isEmpty()) return answer.showEmpty({ prompted: true });
-  const controller = (running = new AbortController());
-  const classifier = classifierFor(mode);
-  const image = readPixels(elements.pad, classifier.inputFormat);
-  answer.showBusy();
+// Now when the page has loaded, else as soon as it has.
+function later(action) {
+  if (kiosk) action(kiosk);
+  else loaded.then(action);
+}
+
+// Before the rest has loaded there is no answer to clear, and a stroke drawn after this press must stay.
+function clear() {
+  if (kiosk) kiosk.clearAll();
+  else pad.clear();
+}
+
+/** Size the pads and their pen from the manifest's "pad", and keep it for the next start. */
+function rememberPad(geometry) {
+  setPadGeometry(geometry);
+  pad.setPenWidth(geometry.pen_width);
+  markWired();
   try {
-    const result = await classifier.classify(image, {
-      signal: controller.signal,
-      onRetry: (error, delayMs) => controller.signal.aborted || answer.showRetrying(error, delayMs),
-    });
-    if (controller.signal.aborted) return;
-    answer.showResult(result);
-    feedback.offer(result, elements.pad, pad.strokes(), classifier.inputFormat.maxSide);
-  } catch (error) {
-    if (!controller.signal.aborted) answer.showError(error);
+    localStorage.setItem(PAD_KEY, JSON.stringify(geometry));
+  } catch {} // no storage (private mode, quota): the next start waits for the manifest, as a first visit does
+}
+
+function readStoredPad() {
+  try {
+    const geometry = JSON.parse(localStorage.getItem(PAD_KEY));
+    return geometry?.pen_width > 0 ? geometry : null;
+  } catch {
+    return null;
   }
-}
-
-function stopPrediction() {
-  clearTimeout(timers.autoPredict);
-  feedback.withdraw();
-  running?.abort();
-  running = null;
-}
-
-function clearAll() {
-  stopPrediction();
-  pad.clear();
-  answer.showEmpty();
 }
 
 // style.css lays the pads out from their design size in CSS pixels and keeps their aspect.
@@ -146,38 +78,24 @@ function setPadGeometry(pads) {
   }
 }
 
-function restartIdleTimer() {
-  clearTimeout(timers.idle);
-  if (settings.idleClearSeconds > 0) timers.idle = setTimeout(whenIdle, settings.idleClearSeconds * 1000);
-}
-
-// An unattended kiosk forgets an abandoned drawing, and, as nobody ever reloads it, takes up a newly
-// deployed model by reloading while nobody is drawing: the whole page switches at once, never half.
-async function whenIdle() {
-  restartIdleTimer();
-  if (pad.isDrawing()) return;
-  clearAll();
-  const { manifest } = classifierFor(mode);
-  if (!manifest || !(await isNewModelDeployed(manifest))) return;
-  if (pad.isEmpty() && !pad.isDrawing()) location.reload();
-}
-
-setMode(settings.mode);
-elements.autoPredict.checked = settings.autoPredict;
-restartIdleTimer();
-elements.predict.addEventListener('click', predict);
-elements.clear.addEventListener('click', clearAll);
-for (const button of elements.modes) button.addEventListener('click', () => setMode(button.dataset.mode));
-document.addEventListener('pointerdown', restartIdleTimer);
+elements.predict.addEventListener('click', () => later((page) => page.predict()));
+elements.clear.addEventListener('click', clear);
+for (const button of elements.modes) button.addEventListener('click', () => later((page) => page.setMode(button.dataset.mode)));
+document.addEventListener('pointerdown', () => later((page) => page.restartIdleTimer()));
 // A long press or a right click anywhere must not open Chromium's menu (Back, Reload, Print, Inspect):
 // even in --kiosk that menu is a way out of the page.
 document.addEventListener('contextmenu', (event) => event.preventDefault());
 document.addEventListener('keydown', (event) => {
-  restartIdleTimer();
-  if (event.key === 'Escape') clearAll();
+  later((page) => page.restartIdleTimer());
+  if (event.key === 'Escape') clear();
   // A focused button or switch handles Enter itself.
-  if (event.key === 'Enter' && !event.target.closest('button, input')) predict();
+  if (event.key === 'Enter' && !event.target.closest('button, input')) later((page) => page.predict());
 });
-// The pad takes ink and the buttons answer from here on (tests and bench/ wait for this).
-document.documentElement.dataset.page = 'wired';
-performance.mark('page:wired');
+if (storedPad) markWired();
+
+// The pad takes ink (it knows its size and pen) and the buttons answer from here on (tests and bench/ wait for this).
+function markWired() {
+  if (document.documentElement.dataset.page === 'wired') return;
+  document.documentElement.dataset.page = 'wired';
+  performance.mark('page:wired');
+}

@@ -10,8 +10,8 @@ const BACKGROUND = '#000';
 const BYTE_MAX = 255; // canvas channels are bytes
 
 /**
- * Build a pad on `canvas`; `onStrokeStart`/`onStrokeEnd` let the page time its auto-predict. `penWidth` is the
- * manifest's pad.pen_width (reader/contract.py PAD_PEN_WIDTH): MNIST strokes are about a sixth of the digit's
+ * Build a pad on `canvas`; `onStrokeStart`/`onStrokeEnd` let the page time its auto-predict. `penWidth` (null
+ * until known: strokes are then kept and inked once setPenWidth gives it) is the manifest's pad.pen_width (reader/contract.py PAD_PEN_WIDTH): MNIST strokes are about a sixth of the digit's
  * height and a digit fills most of the pad, so the line width follows the pad's size rather than the
  * pointer's: this share of its shorter side, which on the wide number pad is the height of a digit too, so
  * a number's digits are inked as a single digit is.
@@ -29,7 +29,7 @@ export function createPad(canvas, { penWidth, onStrokeStart = () => {}, onStroke
   }
 
   function setPen() {
-    context.lineWidth = penWidth * Math.min(canvas.width, canvas.height);
+    context.lineWidth = (penWidth ?? 0) * Math.min(canvas.width, canvas.height);
     context.lineCap = 'round';
     context.lineJoin = 'round';
     context.strokeStyle = INK;
@@ -64,7 +64,8 @@ export function createPad(canvas, { penWidth, onStrokeStart = () => {}, onStroke
     context.fillStyle = BACKGROUND;
     context.fillRect(0, 0, canvas.width, canvas.height);
     setPen();
-    strokes.forEach(paintStroke);
+    // Until the page knows its pen (a first visit, before the manifest), strokes are kept and inked later.
+    if (penWidth) strokes.forEach(paintStroke);
   }
 
   // Pointer events can outpace the screen; paint once per frame.
@@ -129,6 +130,11 @@ export function createPad(canvas, { penWidth, onStrokeStart = () => {}, onStroke
     /** A copy of the strokes: [[[x, y, t], ...], ...], x and y in pad units, t in ms since the first touch. */
     strokes: () => strokes.map((stroke) => stroke.map(([x, y, t]) => [round(x, 4), round(y, 4), round(t, 1)])),
     isDrawing: () => activePointer !== null,
+    /** Ink with the manifest's pad.pen_width from now on, the strokes so far included. */
+    setPenWidth(width) {
+      penWidth = width;
+      paint();
+    },
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * Service worker: lets the kiosk page start again when the server is restarting or the network is cut.
  * Every request for the page, its scripts and the runtime goes to the network first (so a new version is
- * used as soon as it is deployed) and falls back to the copy in the cache; the manifest falls back to the
+ * used as soon as it is deployed) and falls back to the copy in the cache; while the server's version is the
+ * cached one, the cached copy answers (with the compiled code Chromium keeps beside it); the manifest falls back to the
  * one stored with the cached models; GET /feedback says "unknown" rather than fail. POST /predict,
  * POST /number, POST /feedback and the model files are left to the page.
  */
@@ -23,15 +24,20 @@ self.addEventListener('fetch', (event) => {
     // With the server away, whether it takes feedback is unknown: the page keeps its buttons and queues.
     event.respondWith(fetchWithTimeout(request).catch(() => Response.json({ feedback: 'unknown' })));
   } else if (isShellPath(url.pathname)) {
-    event.respondWith(networkFirst(event, () => cachedShellResponse(url), (response) => remember(url, response)));
+    event.respondWith(networkFirst(event, () => cachedShellResponse(url), (response) => remember(url, response), sameCachedCopy(url)));
   }
 });
 
-async function networkFirst(event, fromCache, onFresh = async () => {}) {
+async function networkFirst(event, fromCache, onFresh = async () => {}, unchanged = async () => null) {
   try {
     const response = await fetchWithTimeout(event.request);
     // A failing server (5xx) is no better than none when a good copy is at hand.
     if (response.status < 500) {
+      const cached = response.ok ? await unchanged(response) : null;
+      if (cached) {
+        response.body?.cancel();
+        return cached;
+      }
       if (response.ok) event.waitUntil(onFresh(response.clone()));
       return response;
     }
@@ -52,6 +58,16 @@ function fetchWithTimeout(request) {
 async function cachedShellResponse(url) {
   const cache = await caches.open(SHELL_CACHE);
   return (await cache.match(shellKey(url))) ?? null;
+}
+
+// The server's file is the cached copy's version: answer with the copy in Cache Storage, whose compiled code
+// Chromium keeps beside it (V8's code cache for scripts and for the 14 MB wasm), which it does not for a
+// response the service worker passes on from the network.
+function sameCachedCopy(url) {
+  return async (response) => {
+    const cached = await cachedShellResponse(url);
+    return cached && version(cached) === version(response) ? cached : null;
+  };
 }
 
 // Refresh a cached copy when the server's version changed; files the page never cached are left alone,
