@@ -79,6 +79,7 @@ def training_data(args, x, y):
     redrawn = np.flatnonzero(kinds == "validation_reinked")
     kinds[redrawn] = np.array([f"pen_{width}" for width in VALIDATION_PEN_WIDTHS])[np.arange(len(redrawn)) % len(VALIDATION_PEN_WIDTHS)]
     kinds[kinds == "validation_scan"] = "scan"
+    kinds[np.char.startswith(kinds, "validation_typeface")] = "typeface"
     return scale(data["x_train"]), data["y_train"], data["kind_train"], scale(data["x_validation"]), data["y_validation"], kinds
 
 
