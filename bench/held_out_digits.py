@@ -124,10 +124,12 @@ def measure(args):
                               bool(all(o >= b for o, b in zip(ours, better))), f"{shipped}, argmax{quick_note}"))
     uci = scores["UCI 8×8 scans"][shipped][0]
     targets.append(Target("UCI 8×8 digits through the shipped reader", f"≥ {UCI_TARGET}", f"{uci:.4f}", uci >= UCI_TARGET, f"{shipped}{quick_note}"))
-    font_sources = families["handwriting fonts"] + families["gothic plotter fonts"]
-    refused = np.average([scores[member][shipped][1] for member in font_sources], weights=[len(found[member][1]) for member in font_sources])
-    targets.append(Target("held-out font digits refused", f"≤ {FONT_REFUSED_TARGET:.0%}", f"{refused:.1%}", bool(refused <= FONT_REFUSED_TARGET),
-                          f"{shipped}, handwriting and gothic fonts, all widths{quick_note}"))
+    # Each family on its own: the ten gothic digits must not vanish among the handwriting fonts' 140.
+    refused = {family: float(np.mean([scores[member][shipped][1] for member in families[family]]))
+               for family in ("handwriting fonts", "gothic plotter fonts")}
+    targets.append(Target("held-out font digits refused, each family", f"≤ {FONT_REFUSED_TARGET:.0%}",
+                          ", ".join(f"{family} {share:.1%}" for family, share in refused.items()),
+                          bool(max(refused.values()) <= FONT_REFUSED_TARGET), f"{shipped}, mean over the pen widths{quick_note}"))
     caught_share = float(np.mean(~caught[shipped][1]))
     targets.append(Target("non-digits caught, beside the held-out fonts", f"≥ {NON_DIGITS_CAUGHT_TARGET:.0%}", f"{caught_share:.1%}",
                           caught_share >= NON_DIGITS_CAUGHT_TARGET, f"{shipped}; bench.drawn's kinds{quick_note}"))

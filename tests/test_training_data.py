@@ -88,3 +88,24 @@ def test_scans_are_low_resolution_images_with_ink(mnist):
         # At most 20 distinct rows and columns in a run: low resolution, or blown up from it.
         runs = lambda rows: 1 + int(np.any(np.diff(rows, axis=0) != 0, axis=1).sum())
         assert runs(scan) <= 20 and runs(scan.T) <= 20
+
+
+def test_training_typefaces_give_ten_digits_and_letters_and_validation_keeps_its_own():
+    from train.strokes import TRAINING_FONT_FILES, VALIDATION_FONT_FILES
+    from train.typefaces import glyphs
+
+    assert set(VALIDATION_FONT_FILES) < set(TRAINING_FONT_FILES)
+    for split in ("train", "validation"):
+        found = glyphs(split)
+        assert {label for label, _, _ in found if label is not None} == set(range(10))
+        assert any(label is None for label, _, _ in found)
+        assert all(char not in DIGIT_LOOKALIKES for label, _, char in found if label is None)
+    assert not {name for _, name, _ in glyphs("train")} & {name for _, name, _ in glyphs("validation")}
+
+
+def test_a_typeface_digit_is_redrawn_with_the_pad_pen():
+    from train.typefaces import drawn, glyphs
+
+    label, name, char = next(entry for entry in glyphs("train") if entry[0] == 4)
+    image = drawn(name, char, np.random.default_rng(0), (0.05, 0.05), 112)
+    assert image.shape == (168, 168) and image.max() == 1.0 and 0.02 < (image > 0.5).mean() < 0.3
