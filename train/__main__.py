@@ -149,12 +149,17 @@ def train(args):
 
     verdict = None
     if classes == NUM_CLASSES:
-        # The verdict is tuned on drawn digits and non-digits, as before; scans only report how many it refuses.
-        drawn, scans = kinds != "scan", (kinds == "scan") & (y_valid < NUM_DIGITS)
+        # The verdict is tuned on drawn MNIST digits and the non-digits, as before; scans and typefaces only report
+        # what it refuses. Tuned on the typefaces too, it let through 6% of validation non-digits instead of 2%.
+        apart = {"scans_refused": (kinds == "scan") & (y_valid < NUM_DIGITS),
+                 "typeface_digits_refused": (kinds == "typeface") & (y_valid < NUM_DIGITS),
+                 "typeface_letters_caught": (kinds == "typeface") & (y_valid == NUM_DIGITS)}
+        drawn = ~np.isin(kinds, ("scan", "typeface"))
         verdict = tune(predicted[drawn], y_valid[drawn])
-        if verdict and scans.any():
-            decided = verdicts(predicted[scans], verdict["not_digit_at_least"], verdict["sure_at_least"])
-            verdict["scans_refused"] = round(float(np.mean(decided != 0)), 5)
+        for name, chosen in apart.items():
+            if verdict and chosen.any():
+                decided = verdicts(predicted[chosen], verdict["not_digit_at_least"], verdict["sure_at_least"])
+                verdict[name] = round(float(np.mean(decided != 0)), 5)
     # The MNIST test set is read once, here, after every choice was made on validation digits.
     x_test, y_test = dataset["x_test"][: args.test_limit], dataset["y_test"][: args.test_limit]
     test_classes = model.predict(Normalizer().normalize_many(x_test.astype(np.float32) / 255.0)[..., None], batch_size=1000, verbose=0)
