@@ -92,5 +92,5 @@ def test_held_out_digits_show_both_references_beside_ours(report):
     assert sources[0] == "UCI 8×8 scans" and any(source.startswith("gothic plotter fonts") for source in sources)
     for line in lines[2:-1]:
         for cell in cells(line)[2:]:
-            accuracy, refused = cell.split(" / ")
+            accuracy, refused = cell.strip().split(" / ")
             assert 0 <= float(accuracy) <= 1 and 0 <= float(refused.rstrip("%")) <= 100, line
