@@ -57,10 +57,11 @@ postgres:
 systemd:
 	@command -v systemd-analyze >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq systemd; }
 
-# The package lists live with the evaluations that read the fonts (bench/drawn_sets.py, bench/people_sets.py).
-## fonts: install the handwriting fonts and printed typefaces the evaluations read (Debian packages), if missing
+# The package lists live with the evaluations that read the fonts (bench/drawn_sets.py, bench/people_sets.py)
+# and with training, which reads others (train/strokes.py).
+## fonts: install the handwriting fonts and typefaces the evaluations and training read (Debian packages), if missing
 fonts: $(ALL_STAMP)
-	@packages="$$($(BIN)/python -c 'from bench.drawn_sets import FONT_PACKAGES; from bench.people_sets import PRINTED_PACKAGES; print(FONT_PACKAGES, PRINTED_PACKAGES)')"; \
+	@packages="$$($(BIN)/python -c 'from bench.drawn_sets import FONT_PACKAGES; from bench.people_sets import PRINTED_PACKAGES; from train.strokes import TRAINING_FONT_PACKAGES; print(FONT_PACKAGES, PRINTED_PACKAGES, TRAINING_FONT_PACKAGES)')"; \
 	dpkg -s $$packages >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$packages; }
 
 ## setup: install everything for development and tests (TensorFlow, Chromium, nginx, fonts, PostgreSQL, systemd tools, onnxruntime-web)

@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.report import (DEFAULT_ARTIFACTS_DIR, DEFAULT_WORK_DIR, ROOT, Section, load_average, machine_facts, render_section, table,
                           verdict)
 
-SECTIONS = ("accuracy", "drawn", "numbers", "people_numbers", "latency", "footprint", "http", "browser", "people_pad", "soak")
+SECTIONS = ("accuracy", "drawn", "held_out_digits", "numbers", "people_numbers", "latency", "footprint", "http", "browser", "people_pad", "soak")
 DEFAULT_OUTPUT = ROOT / "bench" / "RESULTS.md"
 
 

@@ -93,8 +93,10 @@ def describe_verdict(summary):
         "sure_at_least": sure_at_least,
         "rule": f"not_digit if {NOT_DIGIT_NAME} >= not_digit_at_least; else unsure if the top digit's share of all "
                 "eleven classes < sure_at_least; else digit",
-        "tuned_on": "validation digits held out of training" if summary.get("verdict") else "defaults (not tuned)",
-        "validation": {key: value for key, value in (summary.get("verdict") or {}).items() if key.startswith(("digits", "non"))},
+        "tuned_on": (("validation digits held out of training, drawn (scans and typefaces only report what it refuses)"
+                      if "scans_refused" in summary["verdict"] else "validation digits held out of training")
+                     if summary.get("verdict") else "defaults (not tuned)"),
+        "validation": {key: value for key, value in (summary.get("verdict") or {}).items() if key.startswith(("digits", "non", "scans", "typeface"))},
     }
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from bench.__main__ import SECTIONS
 
-SECTION_TITLES = ["Accuracy", "Drawn digits", "Numbers", "People's numbers", "Model latency", "Footprint", "HTTP /predict", "Browser", "People's numbers on the pad", "Soak"]
+SECTION_TITLES = ["Accuracy", "Drawn digits", "Held-out digits", "Numbers", "People's numbers", "Model latency", "Footprint", "HTTP /predict", "Browser", "People's numbers on the pad", "Soak"]
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,16 @@ def test_numbers_are_read_by_length_beside_the_baseline(report):
     for target in ("4-digit numbers from MNIST test digits", "single digits through the number reader", "number reader: full training",
                    "warm in-browser read of a 4-digit number"):
         assert f"| {target}" in report, target
+
+
+def test_held_out_digits_show_both_references_beside_ours(report):
+    section = report.split("\n## Held-out digits\n")[1].split("\n## ")[0]
+    lines = next(lines for lines in tables(section) if cells(lines[0])[0].strip() == "Source")
+    header = [cell.strip() for cell in cells(lines[0])]
+    assert header[2:] == ["ours fp32", "ours int8", "previous reader (21.9 M)", "seed app's CNN"]
+    sources = [cells(line)[0].strip() for line in lines[2:]]
+    assert sources[0] == "UCI 8×8 scans" and any(source.startswith("gothic plotter fonts") for source in sources)
+    for line in lines[2:-1]:
+        for cell in cells(line)[2:]:
+            accuracy, refused = cell.strip().split(" / ")
+            assert 0 <= float(accuracy) <= 1 and 0 <= float(refused.rstrip("%")) <= 100, line

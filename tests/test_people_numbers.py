@@ -33,6 +33,8 @@ def test_no_evaluation_font_is_read_by_training():
     assert evaluated and not evaluated & set(TRAINING_FONT_FILES)
     plotter = set(people_sets.plotter_font_names())
     assert plotter and not plotter & set(DIGIT_FONTS + SYMBOL_FONTS)
+    # The whole gothic family is held out: training reads none of it, not even its letters as non-digits.
+    assert {name for name in people_sets.plotter_font_names() if name.startswith("goth")} >= {"gothiceng", "gothicger", "gothicita"}
 
 
 def test_a_font_training_reads_leaves_the_evaluation(monkeypatch):

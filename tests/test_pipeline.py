@@ -33,7 +33,8 @@ def test_training_writes_a_summary(tiny_run):
     assert summary["train_digits"] == 1600 and summary["validation_digits"] == 400 and summary["test_digits"] == 500
     assert len(summary["history"]) == 3 and summary["config"]["epochs"] == 3
     assert summary["classes"] == 11 and 0 < summary["multiply_adds"] <= 3_000_000
-    assert set(summary["verdict"]) >= {"not_digit_at_least", "sure_at_least", "digits_refused", "non_digits_caught"}
+    assert set(summary["verdict"]) >= {"not_digit_at_least", "sure_at_least", "digits_refused", "non_digits_caught", "scans_refused"}
+    assert 0 <= summary["validation"]["digits_scan"] <= 1  # validation scans of held-back training digits, reported apart
 
 
 def test_conversion_writes_both_variants_with_their_hashes(tiny_run):

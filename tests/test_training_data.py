@@ -5,6 +5,7 @@ import pytest
 
 from reader.pen import draw_strokes, reink
 from train.strokes import DIGIT_LOOKALIKES, hershey_glyphs, is_lineish, scribble, style_templates
+from train.scan import block_counts, pixelated, scanned
 from train.verdict import tune, verdicts
 
 
@@ -60,3 +61,51 @@ def test_verdict_tuning_refuses_at_most_the_allowed_share_of_digits():
     decided = verdicts(classes, best["not_digit_at_least"], best["sure_at_least"])
     assert np.mean(decided[:400] != 0) <= 0.02
     assert np.mean(decided[400:] != 0) == pytest.approx(best["non_digits_caught"])
+
+
+def test_block_counts_are_an_8x8_grid_of_17_levels_that_keep_the_digit(mnist):
+    rng = np.random.default_rng(3)
+    digit = mnist["x_train"][0].astype(np.float32) / 255.0
+    counts = block_counts(digit, rng)
+    assert counts.shape == (8, 8)
+    assert np.allclose(counts * 16, np.round(counts * 16)) and counts.max() >= 0.75
+    assert (counts > 0).sum() >= 8  # the digit's ink spreads over many blocks, not one
+
+
+def test_pixelated_scans_are_blown_up_in_square_blocks(mnist):
+    rng = np.random.default_rng(4)
+    image = pixelated(mnist["x_train"][1].astype(np.float32) / 255.0, rng)
+    sides = [side for side in range(2, 7) if image.shape[0] % side == 0 and image.shape[1] % side == 0
+             and np.array_equal(image, np.kron(image[::side, ::side], np.ones((side, side))))]
+    assert sides
+
+
+def test_scans_are_low_resolution_images_with_ink(mnist):
+    rng = np.random.default_rng(5)
+    for image in mnist["x_train"][:50]:
+        scan = scanned(image, rng)
+        assert scan.dtype == np.float32 and 0 <= scan.min() and scan.max() <= 1 and scan.max() > 0.5
+        # At most 20 distinct rows and columns in a run: low resolution, or blown up from it.
+        runs = lambda rows: 1 + int(np.any(np.diff(rows, axis=0) != 0, axis=1).sum())
+        assert runs(scan) <= 20 and runs(scan.T) <= 20
+
+
+def test_training_typefaces_give_ten_digits_and_letters_and_validation_keeps_its_own():
+    from train.strokes import TRAINING_FONT_FILES, VALIDATION_FONT_FILES
+    from train.typefaces import glyphs
+
+    assert set(VALIDATION_FONT_FILES) < set(TRAINING_FONT_FILES)
+    for split in ("train", "validation"):
+        found = glyphs(split)
+        assert {label for label, _, _ in found if label is not None} == set(range(10))
+        assert any(label is None for label, _, _ in found)
+        assert all(char not in DIGIT_LOOKALIKES for label, _, char in found if label is None)
+    assert not {name for _, name, _ in glyphs("train")} & {name for _, name, _ in glyphs("validation")}
+
+
+def test_a_typeface_digit_is_redrawn_with_the_pad_pen():
+    from train.typefaces import drawn, glyphs
+
+    label, name, char = next(entry for entry in glyphs("train") if entry[0] == 4)
+    image = drawn(name, char, np.random.default_rng(0), (0.05, 0.05), 112)
+    assert image.shape == (168, 168) and image.max() == 1.0 and 0.02 < (image > 0.5).mean() < 0.3

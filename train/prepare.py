@@ -3,9 +3,13 @@
 Training sees each MNIST training digit three ways (MNIST's own ink with random distortions, and twice
 redrawn with a round pen of random width after a random distortion), plus Hershey digits and missing
 styles, plus a "not a digit" class: Hershey letters and symbols, scribbles, stray arcs and two digits side
-by side. Validation holds back the last MNIST training digits, redrawn at the evaluation's pen widths, and
-negatives from the same generators with another seed. Everything goes through the shipped normalisation
-graph, in two processes, and is cached as uint8 under build/.
+by side. It also sees MNIST training digits as a low-resolution scanner would have seen them (train/scan.py),
+since scripts send scans, and the digits and letters of typefaces no evaluation reads (train/typefaces.py).
+Validation holds back the last MNIST training digits, as MNIST drew them, redrawn at
+the evaluation's pen widths and scanned the same ways, digits and letters of typefaces kept for validation
+only, and negatives from the same generators with another
+seed. Everything goes through the shipped normalisation graph, in two processes, and is cached as uint8
+under build/.
 """
 
 import hashlib
@@ -19,8 +23,9 @@ import numpy as np
 from PIL import Image
 
 from reader.contract import NOT_DIGIT_CLASS
+from train.strokes import DIGIT_FONTS, SYMBOL_FONTS, TRAINING_FONT_FILES, VALIDATION_FONT_FILES
 
-PREPARE_VERSION = 3        # bump when the recipe changes, so stale caches are not reused
+PREPARE_VERSION = 5        # bump when the recipe changes, so stale caches are not reused
 WORK_SIDE = 112            # training digits are redrawn on a 112-pixel pad: 4x MNIST, cheap, ample for 28x28
 TRAIN_PEN_WIDTHS = (0.03, 0.10)        # uniform, as fractions of the pad's side
 VALIDATION_PEN_WIDTHS = (0.035, 0.05, 0.07, 0.09)
@@ -28,6 +33,10 @@ REINKED_VIEWS = 2
 VALIDATION_DIGITS = 5000
 # Extra samples per MNIST training digit used.
 STYLE_SHARE = 0.15
+SCAN_SHARE = 0.3
+TYPEFACE_SHARE = 0.1      # digits of training's typefaces (train/typefaces.py)...
+TYPEFACE_LETTER_SHARE = 0.05  # ...and their letters, as non-digits
+VALIDATION_TYPEFACE_SAMPLES = 1000
 NEGATIVE_SHARES = {"glyph": 0.25, "scribble": 0.1, "arc": 0.04, "pair": 0.1}
 VALIDATION_NEGATIVES = 3000
 CHUNK = 2000
@@ -81,6 +90,20 @@ def _render(job):
         from reader.pen import reink
 
         images = [drawn for image in payload for drawn in reink(image.astype(np.float32) / 255.0, VALIDATION_PEN_WIDTHS, WORK_SIDE)]
+    elif kind in ("scan", "validation_scan"):
+        from train.scan import scanned
+
+        images = [scanned(image, rng, distort=kind == "scan") for image in payload]
+    elif kind in ("typeface", "validation_typeface", "typeface_letter", "validation_typeface_letter"):
+        from train.typefaces import drawn, glyphs
+
+        pool = [entry for entry in glyphs("validation" if kind.startswith("validation") else "train")
+                if (entry[0] is None) == kind.endswith("letter")]
+        widths = VALIDATION_PEN_WIDTHS if kind.startswith("validation") else TRAIN_PEN_WIDTHS
+        picks = rng.integers(len(pool), size=payload)
+        images = [drawn(pool[pick][1], pool[pick][2], rng, (min(widths), max(widths)), WORK_SIDE) for pick in picks]
+        labels = [NOT_DIGIT_CLASS if pool[pick][0] is None else pool[pick][0] for pick in picks]
+        return _finish(normalizer, images), np.array(labels, np.uint8)
     elif kind == "plain":
         images = [image.astype(np.float32) / 255.0 for image in payload]
     elif kind == "style":
@@ -107,7 +130,8 @@ def _finish(normalizer, images):
         np.zeros((0, 28, 28), np.uint8)
 
 
-KINDS = ("classic", "reinked", "validation_reinked", "plain", "style", "glyph", "scribble", "arc", "pair")
+KINDS = ("classic", "reinked", "validation_reinked", "plain", "style", "glyph", "scribble", "arc", "pair", "scan", "validation_scan",
+         "typeface", "validation_typeface", "typeface_letter", "validation_typeface_letter")
 
 
 def _chunks(kind, seed, items, labels):
@@ -135,6 +159,10 @@ def plan(x, y, seed, validation_digits):
     for view in range(REINKED_VIEWS):
         train += _chunks("reinked", [seed, 1, view], train_x, train_y)
     train += _generated("style", [seed, 2], int(n * STYLE_SHARE))
+    scans = rng.choice(n, size=int(n * SCAN_SHARE), replace=False)
+    train += _chunks("scan", [seed, 9], train_x[scans], train_y[scans])
+    train += _generated("typeface", [seed, 11], int(n * TYPEFACE_SHARE))
+    train += _generated("typeface_letter", [seed, 12], int(n * TYPEFACE_LETTER_SHARE))
     for kind, share in NEGATIVE_SHARES.items():
         count = int(n * share)
         train += (_chunks("pair", [seed, 3], pairs(train_x, count), not_digit(count)) if kind == "pair"
@@ -142,6 +170,10 @@ def plan(x, y, seed, validation_digits):
     # Validation: the held-out digits as MNIST drew them, and redrawn at each evaluation pen width.
     validation = _chunks("plain", [seed, 5], valid_x, valid_y)
     validation += _chunks("validation_reinked", [seed, 6], valid_x, np.repeat(valid_y, len(VALIDATION_PEN_WIDTHS)).reshape(-1, len(VALIDATION_PEN_WIDTHS)))
+    validation += _chunks("validation_scan", [seed, 10], valid_x, valid_y)
+    typefaces = max(1, VALIDATION_TYPEFACE_SAMPLES * validation_digits // VALIDATION_DIGITS)
+    validation += _generated("validation_typeface", [seed, 13], typefaces)
+    validation += _generated("validation_typeface_letter", [seed, 14], typefaces // 2)
     per_kind = max(1, VALIDATION_NEGATIVES * validation_digits // VALIDATION_DIGITS // 4)
     validation += _chunks("pair", [seed, 7], pairs(valid_x, per_kind), not_digit(per_kind))
     for kind in ("glyph", "scribble", "arc"):
@@ -151,7 +183,9 @@ def plan(x, y, seed, validation_digits):
 
 def prepare(x, y, seed, cache_dir, validation_digits=VALIDATION_DIGITS, processes=2):
     """{"x_train", "y_train", "x_validation", "y_validation", "validation_kind"}: uint8 digits and labels, cached."""
-    key = hashlib.sha256(json.dumps([PREPARE_VERSION, seed, validation_digits, NEGATIVE_SHARES, STYLE_SHARE]).encode()
+    key = hashlib.sha256(json.dumps([PREPARE_VERSION, seed, validation_digits, NEGATIVE_SHARES, STYLE_SHARE, SCAN_SHARE,
+                                     DIGIT_FONTS, SYMBOL_FONTS, TRAINING_FONT_FILES, VALIDATION_FONT_FILES,
+                                     TYPEFACE_SHARE, TYPEFACE_LETTER_SHARE, VALIDATION_TYPEFACE_SAMPLES]).encode()
                          + x.tobytes() + y.tobytes()).hexdigest()[:16]
     cached = Path(cache_dir) / f"prepared-{key}.npz"
     if cached.exists():
