@@ -97,6 +97,8 @@ def test_page_starts_and_answers_with_the_server_gone_after_one_visit(open_page,
     server = stoppable_server()
     page = open_page(server.base_url, "/?auto=0")
     page.wait_for_selector(OFFLINE_READY)
+    # The favicon too (Chromium lists it among the page's resource entries, which the page caches).
+    assert page.evaluate("async () => Boolean(await caches.match(document.querySelector('link[rel~=\"icon\"]').href))")
     server.stop()
     page.reload()
     page.wait_for_selector(RUNTIME_READY)

@@ -30,16 +30,18 @@ export function createAnswer(root) {
     chart = createChart(chartElement, labels);
   }
 
+  // The page starts with the panel empty: writing what is already there would still cost a slow CPU a
+  // style and layout pass, so only what changes is written.
   function reset(state, text) {
-    root.dataset.state = state;
+    if (root.dataset.state !== state) root.dataset.state = state;
     delete root.dataset.digit;
     delete root.dataset.number;
     delete root.dataset.verdict;
-    digit.textContent = '';
-    number.replaceChildren();
+    setText(digit, '');
+    if (number.hasChildNodes()) number.replaceChildren();
     number.setAttribute('aria-label', text);
-    caption.textContent = text;
-    source.textContent = '';
+    setText(caption, text);
+    setText(source, '');
     chart?.clear();
     root.classList.remove('busy', 'stale', 'has-preview');
   }
@@ -78,7 +80,7 @@ export function createAnswer(root) {
     /** 'digit' or 'number': what the panel shows from now on (it starts empty). */
     setMode(next) {
       mode = next;
-      root.dataset.mode = next;
+      if (root.dataset.mode !== next) root.dataset.mode = next;
       showEmpty();
     },
 
@@ -187,6 +189,10 @@ function position(reading, index, labels) {
   }
   element.append(shown, readings);
   return element;
+}
+
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
 }
 
 function describeError(error) {

@@ -2,7 +2,6 @@
 
 /** Build one bar per label inside `container`. */
 export function createChart(container, labels) {
-  container.replaceChildren();
   const bars = labels.map((label, index) => {
     const bar = document.createElement('div');
     bar.className = 'bar';
@@ -14,9 +13,10 @@ export function createChart(container, labels) {
     name.className = 'bar-label';
     name.textContent = label;
     bar.append(fill, name);
-    container.append(bar);
     return bar;
   });
+  // Built off the document and put in at once: one change for the next frame's style and layout.
+  container.replaceChildren(...bars);
 
   return {
     /** Show `probabilities` (one per label) and highlight the bar at `predicted`. */

@@ -78,9 +78,14 @@ export async function startKiosk({ pad, settings, elements, rememberPad }) {
     if (next === mode) return;
     if (mode) clearAll(); // the first mode keeps what was drawn while the page loaded
     mode = next;
-    elements.kiosk.dataset.mode = mode;
-    for (const button of elements.modes) button.setAttribute('aria-pressed', String(button.dataset.mode === mode));
-    elements.pad.setAttribute('aria-label', PAD_LABELS[mode]);
+    // main.js has set the first mode's look already: unchanged attributes are not written again (each write
+    // restyles what style.css selects with them, a long task on a slow CPU).
+    if (elements.kiosk.dataset.mode !== mode) elements.kiosk.dataset.mode = mode;
+    for (const button of elements.modes) {
+      const pressed = String(button.dataset.mode === mode);
+      if (button.getAttribute('aria-pressed') !== pressed) button.setAttribute('aria-pressed', pressed);
+    }
+    if (elements.pad.getAttribute('aria-label') !== PAD_LABELS[mode]) elements.pad.setAttribute('aria-label', PAD_LABELS[mode]);
     history.replaceState(history.state, '', addressWithMode(location.href, mode));
     answer.setMode(mode);
     const classifier = classifierFor(mode);

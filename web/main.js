@@ -70,11 +70,15 @@ function readStoredPad() {
   }
 }
 
-// style.css lays the pads out from their design size in CSS pixels and keeps their aspect.
+// style.css lays the pads out from their design size in CSS pixels and keeps their aspect. A value already
+// set (a reload's stored pad, then the manifest's) is not set again: every element inherits these properties,
+// so a change restyles the whole page.
 function setPadGeometry(pads) {
+  const { style } = elements.kiosk;
+  const set = (name, value) => style.getPropertyValue(name) !== value && style.setProperty(name, value);
   for (const [mode, { width, height }] of Object.entries(pads).filter(([, size]) => size.width)) {
-    elements.kiosk.style.setProperty(`--${mode}-pad-design-height`, `${height}px`);
-    elements.kiosk.style.setProperty(`--${mode}-pad-aspect`, String(width / height));
+    set(`--${mode}-pad-design-height`, `${height}px`);
+    set(`--${mode}-pad-aspect`, String(width / height));
   }
 }
 

@@ -9,7 +9,11 @@ export function createStatus(root) {
   const progress = root.querySelector('#progress');
   const text = root.querySelector('#status-text');
   const shown = { runtime: '', offline: '' };
-  const render = () => (text.textContent = [shown.runtime, shown.offline].filter(Boolean).join(' · '));
+  // Unchanged text is not written again: even that would cost a slow CPU a layout pass.
+  const render = () => {
+    const line = [shown.runtime, shown.offline].filter(Boolean).join(' · ');
+    if (text.textContent !== line) text.textContent = line;
+  };
 
   return {
     /** Bytes of the model and runtime downloaded so far; `total` is null when the server compresses them. */
