@@ -58,3 +58,18 @@ def augment_digit(image, rng):
 def augment_many(images, rng):
     """A stack of uint8 digits [N, 28, 28] -> a list of distorted float32 images."""
     return [augment_digit(image, rng) for image in images]
+
+
+def redrawn(picture, rng, pen_widths, side):
+    """A glyph or digit picture (PIL "L" or "F", at most side x side) centred on a roomier canvas, distorted by
+    random_affine, reduced to its centre line and drawn again with a round pen whose width is drawn from
+    pen_widths (shares of side): float32 ink [1.5 side, 1.5 side]."""
+    from reader.pen import centre_distance, paint, skeleton
+
+    room = side * 3 // 2  # room for rotation and stretch
+    canvas = Image.new(picture.mode, (room, room))
+    canvas.paste(picture, ((room - picture.width) // 2, (room - picture.height) // 2))
+    canvas = canvas.transform(canvas.size, Image.AFFINE, random_affine(rng, room), resample=Image.BILINEAR)
+    ink = np.asarray(canvas, np.float32) / (255.0 if picture.mode == "L" else 1.0)
+    return paint(centre_distance(skeleton(np.clip(ink, 0.0, 1.0))), rng.uniform(*pen_widths) * side)
+

@@ -44,16 +44,9 @@ CHUNK = 2000
 
 def _affine_reinked(image, rng):
     """An MNIST digit distorted at random on the work pad, then redrawn with a random round pen."""
-    from reader.pen import centre_distance, paint, skeleton
-    from train.augment import random_affine
+    from train.augment import redrawn
 
-    side = WORK_SIDE * 3 // 2  # room for rotation and stretch
-    picture = Image.fromarray(image).resize((WORK_SIDE, WORK_SIDE), Image.BILINEAR)
-    canvas = Image.new("L", (side, side))
-    canvas.paste(picture, ((side - WORK_SIDE) // 2,) * 2)
-    canvas = canvas.transform(canvas.size, Image.AFFINE, random_affine(rng, side), resample=Image.BILINEAR)
-    distance = centre_distance(skeleton(np.asarray(canvas, np.float32) / 255.0))
-    return paint(distance, rng.uniform(*TRAIN_PEN_WIDTHS) * WORK_SIDE)
+    return redrawn(Image.fromarray(image).resize((WORK_SIDE, WORK_SIDE), Image.BILINEAR), rng, TRAIN_PEN_WIDTHS, WORK_SIDE)
 
 
 def _drawn(strokes, rng):

@@ -22,6 +22,7 @@ def _font(name):
     return ImageFont.truetype(f"{FONT_ROOT}/{name}", RENDER_SIZE)
 
 
+@functools.cache  # every sample of a glyph starts from the same rendering
 def _rendered(name, char):
     """The glyph as float ink [H, W] cropped to itself, or None if the font has no such glyph (draws nothing)."""
     canvas = Image.new("L", (RENDER_SIZE * 2, RENDER_SIZE * 2))
@@ -47,15 +48,9 @@ def glyphs(split):
 
 def drawn(name, char, rng, pen_widths, side):
     """The glyph placed on a side x side pad, distorted at random, redrawn with a random round pen."""
-    from reader.pen import centre_distance, paint, skeleton
-    from train.augment import random_affine
+    from train.augment import redrawn
 
     ink = _rendered(name, char)
     scale = rng.uniform(0.55, 0.8) * side / max(ink.shape)
     picture = Image.fromarray(ink, "F").resize((max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale))), Image.BILINEAR)
-    room = side * 3 // 2
-    canvas = Image.new("F", (room, room))
-    canvas.paste(picture, ((room - picture.width) // 2, (room - picture.height) // 2))
-    canvas = canvas.transform(canvas.size, Image.AFFINE, random_affine(rng, room), resample=Image.BILINEAR)
-    distance = centre_distance(skeleton(np.clip(np.asarray(canvas, np.float32), 0, 1)))
-    return paint(distance, rng.uniform(*pen_widths) * side)
+    return redrawn(picture, rng, pen_widths, side)
